@@ -1,0 +1,226 @@
+"""The topology: which zones exist, what each runs, where it listens, and with what TLS.
+
+One model read by the gateway, the local launcher, the chaos drills and the Helm values. It holds
+no secrets: key material is referenced by file path or environment variable name only.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
+Name = Annotated[str, Field(pattern=_NAME, description="DNS-label style name, 2-40 chars.")]
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+class _Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZoneKind(enum.StrEnum):
+    """Trust class of a zone. Only a private zone may hold SENSITIVE services."""
+
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+class ServiceKind(enum.StrEnum):
+    """The services isthmus knows how to run; each serves one proto service."""
+
+    PROFILE = "profile"
+    ORDERS = "orders"
+    ADS = "ads"
+    EVENTS = "events"
+
+
+# Which proto service each kind serves; the contract says how sensitive that service is.
+PROTO_SERVICE: dict[ServiceKind, str] = {
+    ServiceKind.PROFILE: "isthmus.profile.v1.ProfileService",
+    ServiceKind.ORDERS: "isthmus.orders.v1.OrderService",
+    ServiceKind.ADS: "isthmus.ads.v1.AdService",
+    ServiceKind.EVENTS: "isthmus.events.v1.EventService",
+}
+
+
+class Endpoint(_Strict):
+    """A host and port a server listens on or a client dials."""
+
+    host: str = Field(description="IP address or DNS name. Local runs keep this on loopback.")
+    port: int = Field(ge=0, le=65535, description="TCP port; 0 asks the OS for a free one.")
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOST.match(value):
+                raise ValueError(f"host {value!r} is neither an IP address nor a DNS name") from None
+        return value
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """Read "host:port" or "[v6]:port"."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"endpoint {text!r} is not host:port")
+        return cls(host=host.strip("[]"), port=int(port))
+
+    @property
+    def address(self) -> str:
+        """The gRPC target form, "host:port" (IPv6 in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class TlsConfig(_Strict):
+    """TLS material for a listener or a client. Paths only: keys never live in config."""
+
+    enabled: bool = Field(default=False, description="Serve or dial with TLS.")
+    ca_file: Path | None = Field(
+        default=None, description="PEM bundle that signs the peers' certificates."
+    )
+    cert_file: Path | None = Field(default=None, description="PEM certificate chain of this side.")
+    key_file: Path | None = Field(default=None, description="PEM private key of this side.")
+    require_client_cert: bool = Field(
+        default=False, description="Listener only: demand and verify a client certificate (mTLS)."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if not self.enabled:
+            return self
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: cert_file and key_file must be given together")
+        if self.require_client_cert and (self.ca_file is None or self.cert_file is None):
+            raise ValueError("tls: require_client_cert needs ca_file, cert_file and key_file")
+        return self
+
+
+class ServiceSpec(_Strict):
+    """One service running in a zone, behind one or more endpoints."""
+
+    name: Name = Field(description="Unique name across the topology, used as the cluster name.")
+    kind: ServiceKind = Field(description="What the service is.")
+    endpoints: list[Endpoint] = Field(
+        min_length=1, description="Where its replicas listen; the gateway balances across them."
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS of its listeners.")
+
+    @property
+    def proto_service(self) -> str:
+        return PROTO_SERVICE[self.kind]
+
+
+class RayConfig(_Strict):
+    """Where a public zone's Ray cluster is and how much of it to use."""
+
+    address: str = Field(
+        default="local",
+        description='"local" starts Ray in process; "auto" or "ray://host:10001" joins a cluster.',
+    )
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs Ray may use; None = all.")
+    object_store_memory_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=75 * 1024 * 1024, description="Plasma store size in bytes."
+    )
+
+
+class ZoneSpec(_Strict):
+    """A cloud: locally a group of processes (optionally in its own network namespace)."""
+
+    name: Name = Field(description="Unique zone name, e.g. private, public-a.")
+    kind: ZoneKind = Field(description="Trust class of the zone.")
+    priority: int = Field(
+        default=0, ge=0, description="Failover order among public zones; lower is tried first."
+    )
+    network_namespace: str | None = Field(
+        default=None, description="Linux network namespace to run in locally; None = host."
+    )
+    ray: RayConfig | None = Field(default=None, description="Ray cluster, for public zones.")
+    services: list[ServiceSpec] = Field(default_factory=list, description="Services it runs.")
+
+    @model_validator(mode="after")
+    def _ray_only_public(self) -> Self:
+        if self.ray is not None and self.kind is not ZoneKind.PUBLIC:
+            raise ValueError(f"zone {self.name}: ray is only for public zones (kind is {self.kind})")
+        return self
+
+
+class GatewaySpec(_Strict):
+    """The one door: where internal callers reach the platform."""
+
+    listen: Endpoint = Field(description="Where the gateway accepts calls.")
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS of the listener.")
+    upstream_tls: TlsConfig = Field(
+        default_factory=TlsConfig, description="TLS the gateway uses towards services."
+    )
+    network_namespace: str | None = Field(
+        default=None, description="Linux network namespace to run in locally; None = host."
+    )
+
+
+class Topology(_Strict):
+    """The whole platform: a gateway and the zones behind it."""
+
+    name: Name = Field(description="Name of this deployment, e.g. local, staging.")
+    gateway: GatewaySpec = Field(description="The gateway.")
+    zones: list[ZoneSpec] = Field(min_length=1, description="Private and public zones.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _no_duplicates("zone name", [z.name for z in self.zones])
+        _no_duplicates("service name", [s.name for z in self.zones for s in z.services])
+        listeners = [self.gateway.listen] + [
+            e for z in self.zones for s in z.services for e in s.endpoints
+        ]
+        _no_duplicates(
+            "listen address", [e.address for e in listeners if e.port != 0 and e.host != "::"]
+        )
+        if not any(z.kind is ZoneKind.PRIVATE for z in self.zones):
+            raise ValueError("topology needs a private zone (kind: private)")
+        return self
+
+    def zone(self, name: str) -> ZoneSpec:
+        for zone in self.zones:
+            if zone.name == name:
+                return zone
+        known = ", ".join(z.name for z in self.zones)
+        raise KeyError(f"no zone {name!r}; known zones: {known}")
+
+    def service(self, name: str) -> tuple[ZoneSpec, ServiceSpec]:
+        for zone in self.zones:
+            for spec in zone.services:
+                if spec.name == name:
+                    return zone, spec
+        known = ", ".join(s.name for z in self.zones for s in z.services)
+        raise KeyError(f"no service {name!r}; known services: {known}")
+
+    def public_zones(self) -> list[ZoneSpec]:
+        """Public zones in failover order (priority, then name)."""
+        return sorted(
+            (z for z in self.zones if z.kind is ZoneKind.PUBLIC), key=lambda z: (z.priority, z.name)
+        )
+
+
+def _no_duplicates(what: str, values: list[str]) -> None:
+    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
+    if repeated:
+        raise ValueError(f"duplicate {what}: {', '.join(repeated)}")
