@@ -1,0 +1,45 @@
+"""The gRPC service config that internal callers use when dialing the gateway.
+
+`protos/client_service_config.json` is gRPC's standard service-config JSON (per-method timeouts,
+`retryPolicy`, `retryThrottling` as the retry budget). Pass it as the channel option
+`grpc.service_config`. Retrying is only safe for RPCs the protos declare NO_SIDE_EFFECTS or
+IDEMPOTENT; `check_client_config` holds the file to that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from services.contract.descriptors import ContractViolation, MethodInfo, check_retry_targets
+
+CLIENT_SERVICE_CONFIG = Path(__file__).resolve().parents[2] / "protos" / "client_service_config.json"
+
+
+def load_client_service_config(path: Path = CLIENT_SERVICE_CONFIG) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def retried_methods(config: dict[str, Any], table: dict[str, MethodInfo]) -> list[str]:
+    """Wire paths of every RPC a `retryPolicy` applies to. A name without "method" covers the
+    whole service, as in gRPC; names matching nothing in `table` are kept so they get flagged."""
+    paths: set[str] = set()
+    for method_config in config.get("methodConfig", []):
+        if "retryPolicy" not in method_config:
+            continue
+        for name in method_config.get("name", []):
+            service, method = name.get("service", ""), name.get("method", "")
+            if method:
+                paths.add(f"/{service}/{method}")
+                continue
+            covered = [m.path for m in table.values() if m.service == service]
+            paths.update(covered or [f"/{service}/*"])
+    return sorted(paths)
+
+
+def check_client_config(
+    config: dict[str, Any], table: dict[str, MethodInfo]
+) -> list[ContractViolation]:
+    return check_retry_targets(retried_methods(config, table), table)
