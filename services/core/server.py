@@ -56,13 +56,18 @@ class Server:
         self.service_names = tuple(service_names)
         self.telemetry = telemetry
         self.config = config
+        self._stopped = False
 
     async def start(self) -> None:
         await self.grpc.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Stop accepting, tell health checkers, let in-flight calls finish, then close."""
+        """Stop accepting, tell health checkers, let in-flight calls finish, then close.
+        Calling it again is a no-op."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc.stop(self.config.shutdown_grace_s if grace_s is None else grace_s)
         self.telemetry.shutdown()
