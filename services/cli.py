@@ -80,8 +80,8 @@ def _protos(args: argparse.Namespace) -> int:
 
 
 def _contract(args: argparse.Namespace) -> int:
-    from services.contract.render import describe_methods
     from services.contract.descriptors import check_contract, load_descriptor_set, method_table
+    from services.contract.render import describe_methods
 
     fds = load_descriptor_set()
     print(describe_methods(method_table(fds).values()))

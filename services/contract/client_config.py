@@ -14,7 +14,9 @@ from typing import Any
 
 from services.contract.descriptors import ContractViolation, MethodInfo, check_retry_targets
 
-CLIENT_SERVICE_CONFIG = Path(__file__).resolve().parents[2] / "protos" / "client_service_config.json"
+CLIENT_SERVICE_CONFIG = (
+    Path(__file__).resolve().parents[2] / "protos" / "client_service_config.json"
+)
 
 
 def load_client_service_config(path: Path = CLIENT_SERVICE_CONFIG) -> dict[str, Any]:

@@ -73,7 +73,9 @@ def load_descriptor_set(data: bytes | None = None) -> descriptor_pb2.FileDescrip
     return descriptor_pb2.FileDescriptorSet.FromString(data)
 
 
-def _own_files(fds: descriptor_pb2.FileDescriptorSet) -> Iterator[descriptor_pb2.FileDescriptorProto]:
+def _own_files(
+    fds: descriptor_pb2.FileDescriptorSet,
+) -> Iterator[descriptor_pb2.FileDescriptorProto]:
     return (f for f in fds.file if f.package.startswith(OWN_PACKAGE_PREFIX))
 
 
@@ -116,9 +118,7 @@ def message_index(
     return index
 
 
-def pii_paths(
-    root: str, index: dict[str, descriptor_pb2.DescriptorProto]
-) -> list[str]:
+def pii_paths(root: str, index: dict[str, descriptor_pb2.DescriptorProto]) -> list[str]:
     """Field paths under message `root` that reach a field marked `(isthmus.options.v1.pii)`.
 
     Follows message-typed fields transitively (maps, oneofs and recursion included); each message
@@ -147,7 +147,10 @@ def check_contract(fds: descriptor_pb2.FileDescriptorSet) -> list[ContractViolat
     index = message_index(fds)
     violations: list[ContractViolation] = []
     for info in method_table(fds).values():
-        if info.sensitivity not in (options_pb2.SENSITIVITY_PUBLIC, options_pb2.SENSITIVITY_SENSITIVE):
+        if info.sensitivity not in (
+            options_pb2.SENSITIVITY_PUBLIC,
+            options_pb2.SENSITIVITY_SENSITIVE,
+        ):
             violations.append(
                 ContractViolation(
                     "sensitivity-declared",

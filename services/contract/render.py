@@ -12,7 +12,7 @@ from services.topology.model import Topology
 
 
 def describe_methods(methods: Iterable[MethodInfo]) -> str:
-    rows = [("RPC", "SENSITIVITY", "IDEMPOTENCY")]
+    rows: list[tuple[str, ...]] = [("RPC", "SENSITIVITY", "IDEMPOTENCY")]
     for m in sorted(methods, key=lambda m: m.path):
         rows.append(
             (
@@ -31,10 +31,14 @@ def describe_topology(topology: Topology, table: dict[str, MethodInfo]) -> str:
         for spec in zone.services:
             rpcs = sorted(m.name for m in table.values() if m.service == spec.proto_service)
             endpoints = ", ".join(e.address for e in spec.endpoints)
-            lines.append(f"    {spec.name}: {spec.proto_service} [{', '.join(rpcs)}] at {endpoints}")
+            lines.append(
+                f"    {spec.name}: {spec.proto_service} [{', '.join(rpcs)}] at {endpoints}"
+            )
     return "\n".join(lines)
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

@@ -92,10 +92,10 @@ class ServerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> Self:
-        if self.caller.trust_header_without_tls and not self.tls.enabled:
-            if not self.listen.is_loopback:
-                raise ValueError(
-                    f"caller.trust_header_without_tls needs a loopback listener without TLS "
-                    f"(listen.host is {self.listen.host}); enable tls or listen on 127.0.0.1"
-                )
+        trusts_plaintext = self.caller.trust_header_without_tls and not self.tls.enabled
+        if trusts_plaintext and not self.listen.is_loopback:
+            raise ValueError(
+                f"caller.trust_header_without_tls needs a loopback listener without TLS "
+                f"(listen.host is {self.listen.host}); enable tls or listen on 127.0.0.1"
+            )
         return self

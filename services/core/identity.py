@@ -32,7 +32,9 @@ class Caller:
 
 
 ANONYMOUS = Caller("anonymous", CallerSource.ANONYMOUS)
-_current: contextvars.ContextVar[Caller] = contextvars.ContextVar("isthmus_caller", default=ANONYMOUS)
+_current: contextvars.ContextVar[Caller] = contextvars.ContextVar(
+    "isthmus_caller", default=ANONYMOUS
+)
 
 
 def current_caller() -> Caller:
@@ -48,9 +50,7 @@ def unbind_caller(token: contextvars.Token[Caller]) -> None:
     _current.reset(token)
 
 
-def resolve_caller(
-    peer_names: Iterable[str], asserted: str | None, policy: CallerPolicy
-) -> Caller:
+def resolve_caller(peer_names: Iterable[str], asserted: str | None, policy: CallerPolicy) -> Caller:
     """Decide who is calling. Pure.
 
     `peer_names` are the verified certificate names of the TCP peer (empty without mTLS);

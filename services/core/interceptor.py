@@ -134,6 +134,4 @@ def _log_unexpected(method: str, exc: BaseException, span: trace.Span) -> None:
     """Log a bug without its message: exception texts can carry request values (PII)."""
     trace_id = format(span.get_span_context().trace_id, "032x")
     frames = "".join(traceback.format_tb(exc.__traceback__))
-    log.error(
-        "unhandled %s in %s (trace_id=%s)\n%s", type(exc).__name__, method, trace_id, frames
-    )
+    log.error("unhandled %s in %s (trace_id=%s)\n%s", type(exc).__name__, method, trace_id, frames)

@@ -100,8 +100,11 @@ def create_server(
     names = [b.service_name for b in bindings]
     if config.reflection:
         reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME],
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             grpc_server,
         )
     address = config.listen.address

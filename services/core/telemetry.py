@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -44,7 +43,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def span_name(method_path: str) -> str:
-    """"/pkg.Service/Method" -> "pkg.Service/Method" (the `rpc.method` value)."""
+    """ "/pkg.Service/Method" -> "pkg.Service/Method" (the `rpc.method` value)."""
     return method_path.lstrip("/")
 
 
@@ -90,9 +89,7 @@ class Telemetry:
             description="Duration of RPCs handled by this server.",
         )
 
-    def start_call(
-        self, method_path: str, metadata: Mapping[str, str], peer: str
-    ) -> CallRecord:
+    def start_call(self, method_path: str, metadata: Mapping[str, str], peer: str) -> CallRecord:
         """Open the SERVER span, child of the caller's `traceparent` when there is one."""
         parent: Context = _PROPAGATOR.extract(carrier=dict(metadata))
         method = span_name(method_path)
@@ -157,9 +154,7 @@ def _metric_readers(config: TelemetryConfig) -> list[MetricReader]:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
 
-        start_http_server(
-            port=config.prometheus_listen.port, addr=config.prometheus_listen.host
-        )
+        start_http_server(port=config.prometheus_listen.port, addr=config.prometheus_listen.host)
         return [PrometheusMetricReader()]
     if config.metrics is MetricsExporter.OTLP:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter

@@ -64,7 +64,9 @@ class Endpoint(_Strict):
             ipaddress.ip_address(value)
         except ValueError:
             if not _HOST.match(value):
-                raise ValueError(f"host {value!r} is neither an IP address nor a DNS name") from None
+                raise ValueError(
+                    f"host {value!r} is neither an IP address nor a DNS name"
+                ) from None
         return value
 
     @classmethod
@@ -160,7 +162,9 @@ class ZoneSpec(_Strict):
     @model_validator(mode="after")
     def _ray_only_public(self) -> Self:
         if self.ray is not None and self.kind is not ZoneKind.PUBLIC:
-            raise ValueError(f"zone {self.name}: ray is only for public zones (kind is {self.kind})")
+            raise ValueError(
+                f"zone {self.name}: ray is only for public zones (kind is {self.kind})"
+            )
         return self
 
 

@@ -65,4 +65,3 @@ def start_server(loop_thread: LoopThread) -> Iterator[ServerFactory]:
     yield start
     for server in started:
         loop_thread.run(server.stop(0))
-

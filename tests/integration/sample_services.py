@@ -24,7 +24,7 @@ SECRET = "4111-1111-1111-1111"
 
 
 class OrdersProbe(orders_pb2_grpc.OrderServiceServicer):  # type: ignore[misc]
-    async def PlaceOrder(  # noqa: N802 (generated name)
+    async def PlaceOrder(
         self, request: orders_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.PlaceOrderResponse:
         if request.idempotency_key == "crash":
@@ -38,7 +38,7 @@ class OrdersProbe(orders_pb2_grpc.OrderServiceServicer):  # type: ignore[misc]
             raise InvalidArgument(problems)
         return orders_pb2.PlaceOrderResponse(order=orders_pb2.Order(order_id="o-1"))
 
-    async def GetOrder(  # noqa: N802
+    async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         if request.order_id.startswith("slow"):
@@ -48,7 +48,7 @@ class OrdersProbe(orders_pb2_grpc.OrderServiceServicer):  # type: ignore[misc]
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "aborted by the handler")
         raise NotFound(f"order {request.order_id} does not exist")
 
-    async def RefundOrder(  # noqa: N802
+    async def RefundOrder(
         self, request: orders_pb2.RefundOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.RefundOrderResponse:
         caller = current_caller()

@@ -53,7 +53,9 @@ def test_buf_breaking_flags_a_removed_field(buf: str, tmp_path: Path) -> None:
     root = tmp_path / "protos"
     shutil.copytree(PROTO_ROOT, root)
     orders = root / "isthmus/orders/v1/orders.proto"
-    orders.write_text(orders.read_text().replace("  string payment_token = 5 [", "  string payment_tokn = 5 ["))
+    orders.write_text(
+        orders.read_text().replace("  string payment_token = 5 [", "  string payment_tokn = 5 [")
+    )
     same = run(buf, "breaking", str(PROTO_ROOT), "--against", str(PROTO_ROOT), cwd=tmp_path)
     assert same.returncode == 0, same.stdout + same.stderr
     changed = run(buf, "breaking", str(root), "--against", str(PROTO_ROOT), cwd=tmp_path)

@@ -72,7 +72,7 @@ def test_pii_reached_through_another_package_and_a_map_is_caught(tmp_path: Path)
     root = mutate(
         tmp_path,
         ADS,
-        '  repeated Exclusion exclusions = 6;\n}',
+        "  repeated Exclusion exclusions = 6;\n}",
         "  repeated Exclusion exclusions = 6;\n"
         "  map<string, isthmus.profile.v1.Profile> viewers = 7;\n}",
     )
@@ -80,7 +80,8 @@ def test_pii_reached_through_another_package_and_a_map_is_caught(tmp_path: Path)
     ads.write_text(
         ads.read_text().replace(
             'import "isthmus/options/v1/options.proto";',
-            'import "isthmus/options/v1/options.proto";\nimport "isthmus/profile/v1/profile.proto";',
+            'import "isthmus/options/v1/options.proto";\n'
+            'import "isthmus/profile/v1/profile.proto";',
         )
     )
     details = {v.detail for v in violations_of(root, tmp_path)}

@@ -27,10 +27,10 @@ PARENT_SPAN_ID = "00f067aa0ba902b7"
 
 
 @pytest.fixture
-def telemetry() -> Iterator[tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]]:
+def telemetry() -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
-    yield (
+    return (
         Telemetry.create(TelemetryConfig(), [SimpleSpanProcessor(spans)], [metrics]),
         spans,
         metrics,
@@ -126,7 +126,9 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
     assert err.value.code() is grpc.StatusCode.NOT_FOUND
 
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    replies = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     names = {s.name for s in next(replies).list_services_response.service}
     assert {"isthmus.orders.v1.OrderService", ECHO_SERVICE, "grpc.health.v1.Health"} <= names
 
@@ -136,11 +138,14 @@ def test_server_span_joins_the_callers_trace(channel: grpc.Channel, telemetry) -
     stub = orders_pb2_grpc.OrderServiceStub(channel)
     traceparent = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
     with pytest.raises(grpc.RpcError):
-        stub.GetOrder(orders_pb2.GetOrderRequest(order_id="a"), metadata=[("traceparent", traceparent)])
+        stub.GetOrder(
+            orders_pb2.GetOrderRequest(order_id="a"), metadata=[("traceparent", traceparent)]
+        )
     (span,) = spans.get_finished_spans()
     assert span.name == "isthmus.orders.v1.OrderService/GetOrder"
     assert format(span.context.trace_id, "032x") == TRACE_ID
-    assert span.parent is not None and format(span.parent.span_id, "016x") == PARENT_SPAN_ID
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == PARENT_SPAN_ID
     assert span.attributes["rpc.system.name"] == "grpc"
     assert span.attributes["rpc.response.status_code"] == "NOT_FOUND"
     assert span.attributes["network.peer.address"] == "127.0.0.1"
@@ -156,7 +161,8 @@ def test_server_span_joins_the_callers_trace(channel: grpc.Channel, telemetry) -
         for point in metric.data.data_points
     ]
     assert [p.attributes["rpc.response.status_code"] for p in points] == ["NOT_FOUND"]
-    assert points[0].count == 1 and 0 < points[0].sum < 5
+    assert points[0].count == 1
+    assert 0 < points[0].sum < 5
 
 
 def test_oversized_message_is_resource_exhausted(start_server) -> None:  # type: ignore[no-untyped-def]
@@ -173,8 +179,8 @@ def test_oversized_message_is_resource_exhausted(start_server) -> None:  # type:
 
 
 def test_caller_header_believed_only_when_policy_says_so(start_server) -> None:  # type: ignore[no-untyped-def]
-    strict, strict_port = start_server([orders_binding()])
-    local, local_port = start_server(
+    _, strict_port = start_server([orders_binding()])
+    _, local_port = start_server(
         [orders_binding()], ServerConfig(caller=CallerPolicy(trust_header_without_tls=True))
     )
     request = orders_pb2.RefundOrderRequest(order_id="o")

@@ -68,9 +68,13 @@ def test_unknown_type_or_recursion_terminates() -> None:
     fds = descriptor_pb2.FileDescriptorSet()
     file = fds.file.add(name="r.proto", package="isthmus.r.v1")
     node = file.message_type.add(name="Node")
-    child = node.field.add(name="child", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE)
+    child = node.field.add(
+        name="child", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+    )
     child.type_name = ".isthmus.r.v1.Node"
-    secret = node.field.add(name="secret", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING)
+    secret = node.field.add(
+        name="secret", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+    )
     secret.options.Extensions[options_pb2.pii] = True
     assert pii_paths("isthmus.r.v1.Node", message_index(fds)) == ["Node.secret"]
 
@@ -92,8 +96,10 @@ def test_client_retry_policy_on_unsafe_rpc_is_flagged(
     place = "/isthmus.orders.v1.OrderService/PlaceOrder"
     unsafe = dict(table)
     unsafe[place] = type(table[place])(
-        **{**{f: getattr(table[place], f) for f in table[place].__slots__},
-           "idempotency_level": descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN}
+        **{
+            **{f: getattr(table[place], f) for f in table[place].__slots__},
+            "idempotency_level": descriptor_pb2.MethodOptions.IDEMPOTENCY_UNKNOWN,
+        }
     )
     violations = check_client_config(load_client_service_config(), unsafe)
     assert [(v.rule, v.subject) for v in violations] == [("retry-idempotent", place)]

@@ -1,0 +1,103 @@
+"""Pure parts of the server foundation: status mapping, caller resolution, span attributes."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from services.core.config import CallerPolicy
+from services.core.errors import (
+    INTERNAL_MESSAGE,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    to_status,
+)
+from services.core.identity import CallerSource, resolve_caller
+from services.core.telemetry import end_attributes, peer_attributes, span_name
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (NotFound("x"), grpc.StatusCode.NOT_FOUND),
+        (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (ResourceExhausted("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (KeyError("secret"), grpc.StatusCode.INTERNAL),
+    ],
+)
+def test_to_status_codes(exc: BaseException, code: grpc.StatusCode) -> None:
+    assert to_status(exc).code is code
+
+
+def test_unexpected_errors_never_echo_their_text() -> None:
+    reply = to_status(ValueError("phone +4915112345678 invalid"))
+    assert reply.message == INTERNAL_MESSAGE
+    assert reply.trailing_metadata == ()
+
+
+def test_invalid_argument_details_roundtrip() -> None:
+    exc = InvalidArgument([FieldViolation("a", "bad"), FieldViolation("b.c", "worse")])
+    reply = to_status(exc)
+    assert reply.message == "a: bad; b.c: worse"
+    ((key, blob),) = reply.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    status = status_pb2.Status.FromString(blob)  # type: ignore[arg-type]
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    detail = error_details_pb2.BadRequest()
+    status.details[0].Unpack(detail)
+    assert [(v.field, v.description) for v in detail.field_violations] == [
+        ("a", "bad"),
+        ("b.c", "worse"),
+    ]
+
+
+def test_invalid_argument_needs_a_violation() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        InvalidArgument([])
+
+
+POLICY = CallerPolicy(trusted_forwarders=frozenset({"isthmus-gateway"}))
+
+
+@pytest.mark.parametrize(
+    ("peers", "header", "policy", "expected"),
+    [
+        (["isthmus-gateway"], "checkout", POLICY, ("checkout", CallerSource.FORWARDED)),
+        (["isthmus-gateway"], None, POLICY, ("isthmus-gateway", CallerSource.CERTIFICATE)),
+        (["reporting"], "checkout", POLICY, ("reporting", CallerSource.CERTIFICATE)),
+        ([], "checkout", POLICY, ("anonymous", CallerSource.ANONYMOUS)),
+        (
+            [],
+            "checkout",
+            CallerPolicy(trust_header_without_tls=True),
+            ("checkout", CallerSource.ASSERTED),
+        ),
+        # A malformed header is ignored, never echoed into audit records.
+        (["isthmus-gateway"], "bad name\n", POLICY, ("isthmus-gateway", CallerSource.CERTIFICATE)),
+    ],
+)
+def test_resolve_caller(
+    peers: list[str], header: str | None, policy: CallerPolicy, expected: tuple[str, CallerSource]
+) -> None:
+    caller = resolve_caller(peers, header, policy)
+    assert (caller.name, caller.source) == expected
+
+
+def test_span_and_peer_attributes() -> None:
+    assert span_name("/isthmus.ads.v1.AdService/Rank") == "isthmus.ads.v1.AdService/Rank"
+    assert peer_attributes("ipv6:[::1]:5000") == {
+        "network.peer.address": "::1",
+        "network.peer.port": 5000,
+    }
+    assert peer_attributes("unix:/tmp/sock") == {}
+    assert end_attributes(grpc.StatusCode.UNAVAILABLE) == {
+        "rpc.response.status_code": "UNAVAILABLE",
+        "error.type": "UNAVAILABLE",
+    }
+    assert end_attributes(grpc.StatusCode.INVALID_ARGUMENT) == {
+        "rpc.response.status_code": "INVALID_ARGUMENT"
+    }
