@@ -1,1 +1,1 @@
-"""Ray jobs (training the CTR model, submitted to a local or remote Ray cluster). Built in issue #4."""
+"""Ray jobs: training the CTR model on a local or remote Ray cluster (issue #4)."""

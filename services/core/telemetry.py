@@ -9,7 +9,7 @@ tests with in-memory exporters) can live in one process.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -78,9 +78,15 @@ class CallRecord:
 class Telemetry:
     """Tracer and meter for one server, plus the instruments the interceptor records."""
 
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        closers: Sequence[Callable[[], None]] = (),
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self._closers = list(closers)
         self.tracer = tracer_provider.get_tracer("isthmus.services.core")
         self.meter: Meter = meter_provider.get_meter("isthmus.services.core")
         self.server_duration: Histogram = self.meter.create_histogram(
@@ -112,8 +118,12 @@ class Telemetry:
         )
 
     def shutdown(self) -> None:
+        """Flush and stop exporters, and close the /metrics listener if there is one."""
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+        for close in self._closers:
+            close()
+        self._closers.clear()
 
     @classmethod
     def create(
@@ -131,12 +141,11 @@ class Telemetry:
             instrument_name="rpc.*.call.duration",
             aggregation=ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS_S),
         )
+        readers, closers = _metric_readers(config)
         meter_provider = MeterProvider(
-            resource=resource,
-            metric_readers=[*_metric_readers(config), *metric_readers],
-            views=[view],
+            resource=resource, metric_readers=[*readers, *metric_readers], views=[view]
         )
-        return cls(tracer_provider, meter_provider)
+        return cls(tracer_provider, meter_provider, closers)
 
 
 def _span_processors(config: TelemetryConfig) -> list[SpanProcessor]:
@@ -149,17 +158,26 @@ def _span_processors(config: TelemetryConfig) -> list[SpanProcessor]:
     return []
 
 
-def _metric_readers(config: TelemetryConfig) -> list[MetricReader]:
+def _metric_readers(
+    config: TelemetryConfig,
+) -> tuple[list[MetricReader], list[Callable[[], None]]]:
+    """Readers for the configured exporter, and what must be closed with them."""
     if config.metrics is MetricsExporter.PROMETHEUS:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
+        from prometheus_client import CollectorRegistry, start_http_server
 
-        start_http_server(port=config.prometheus_listen.port, addr=config.prometheus_listen.host)
-        return [PrometheusMetricReader()]
+        # A registry per server, so several servers (or tests) in one process do not collide.
+        registry = CollectorRegistry(auto_describe=True)
+        httpd, _thread = start_http_server(
+            port=config.prometheus_listen.port,
+            addr=config.prometheus_listen.host,
+            registry=registry,
+        )
+        return [PrometheusMetricReader(registry=registry)], [httpd.shutdown, httpd.server_close]
     if config.metrics is MetricsExporter.OTLP:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         exporter = OTLPMetricExporter(endpoint=config.otlp_endpoint, insecure=True)
         interval_ms = config.metric_export_interval_s * 1000
-        return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)]
-    return []
+        return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)], []
+    return [], []

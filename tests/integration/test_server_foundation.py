@@ -210,3 +210,34 @@ def test_stop_lets_in_flight_calls_finish_and_flips_health(start_server, loop_th
         assert result["reply"].order.order_id == "slow-0.8"  # type: ignore[attr-defined]
     status = loop_thread.run(server.health.Check(health_pb2.HealthCheckRequest(service=""), None))
     assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_prometheus_endpoint_serves_the_duration_histogram(start_server) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import urllib.request
+
+    from services.core.config import MetricsExporter
+    from services.topology.model import Endpoint
+
+    with socket.socket() as probe:  # a free port for /metrics
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    telemetry_config = TelemetryConfig(
+        metrics=MetricsExporter.PROMETHEUS,
+        prometheus_listen=Endpoint(host="127.0.0.1", port=metrics_port),
+    )
+    _, port = start_server([orders_binding()], ServerConfig(telemetry=telemetry_config))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch, pytest.raises(grpc.RpcError):
+        orders_pb2_grpc.OrderServiceStub(ch).GetOrder(orders_pb2.GetOrderRequest(order_id="p"))
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read().decode()
+    bucket_lines = [
+        line
+        for line in body.splitlines()
+        if line.startswith("rpc_server_call_duration_seconds_count")
+    ]
+    assert len(bucket_lines) == 1
+    assert 'rpc_method="isthmus.orders.v1.OrderService/GetOrder"' in bucket_lines[0]
+    assert 'rpc_response_status_code="NOT_FOUND"' in bucket_lines[0]
+    assert bucket_lines[0].endswith(" 1.0")
