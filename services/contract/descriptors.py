@@ -159,13 +159,15 @@ def check_contract(fds: descriptor_pb2.FileDescriptorSet) -> list[ContractViolat
                     "SENSITIVITY_SENSITIVE",
                 )
             )
-        if info.is_public:
+        # Fail closed: a method without a valid declaration is checked as if it were PUBLIC.
+        if not info.is_sensitive:
+            kind = "PUBLIC" if info.is_public else "undeclared"
             for message in (info.input_type, info.output_type):
                 violations.extend(
                     ContractViolation(
                         "no-pii-in-public",
                         info.path,
-                        f"PUBLIC RPC reaches pii field {leak}",
+                        f"{kind} RPC reaches pii field {leak}",
                     )
                     for leak in pii_paths(message, index)
                 )

@@ -109,3 +109,21 @@ def test_unmutated_copy_is_clean(tmp_path: Path, rel: str) -> None:
     """Control: the harness itself does not invent violations."""
     root = mutate(tmp_path, rel, "syntax", "syntax")
     assert violations_of(root, tmp_path) == []
+
+
+def test_pii_under_an_undeclared_rpc_is_checked_as_public(tmp_path: Path) -> None:
+    """Dropping the sensitivity must not also switch off the PII rule (fail closed)."""
+    root = mutate(tmp_path, ADS, RANK_OPTION, "    option idempotency_level = NO_SIDE_EFFECTS;\n")
+    ads = root / ADS
+    ads.write_text(
+        ads.read_text().replace(
+            "  string region_code = 7;\n}",
+            "  string region_code = 7;\n  string email = 8 [(isthmus.options.v1.pii) = true];\n}",
+        )
+    )
+    found = {(v.rule, v.detail) for v in violations_of(root, tmp_path)}
+    assert (
+        "no-pii-in-public",
+        "undeclared RPC reaches pii field RankRequest.context.email",
+    ) in found
+    assert len(found) == 2
