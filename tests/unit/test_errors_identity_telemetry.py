@@ -101,3 +101,46 @@ def test_span_and_peer_attributes() -> None:
     assert end_attributes(grpc.StatusCode.INVALID_ARGUMENT) == {
         "rpc.response.status_code": "INVALID_ARGUMENT"
     }
+
+
+def _telemetry_with_spans():  # type: ignore[no-untyped-def]
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from services.core.config import TelemetryConfig
+    from services.core.telemetry import Telemetry
+
+    spans = InMemorySpanExporter()
+    return Telemetry.create(TelemetryConfig(), [SimpleSpanProcessor(spans)]), spans
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "not-a-traceparent",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # all-zero trace id is invalid
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # all-zero parent is invalid
+    ],
+)
+def test_invalid_traceparent_starts_a_new_trace(traceparent: str) -> None:
+    telemetry, spans = _telemetry_with_spans()
+    record = telemetry.start_call("/a.B/C", {"traceparent": traceparent}, "ipv4:127.0.0.1:1")
+    telemetry.end_call(record, grpc.StatusCode.OK)
+    (span,) = spans.get_finished_spans()
+    assert span.parent is None
+    assert span.context.trace_id != 0
+
+
+def test_valid_traceparent_and_tracestate_are_joined() -> None:
+    telemetry, spans = _telemetry_with_spans()
+    metadata = {
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "tracestate": "vendor=opaque",
+    }
+    record = telemetry.start_call("/a.B/C", metadata, "ipv4:127.0.0.1:1")
+    telemetry.end_call(record, grpc.StatusCode.INTERNAL, "boom")
+    (span,) = spans.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert span.context.trace_state.get("vendor") == "opaque"
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["error.type"] == "INTERNAL"
