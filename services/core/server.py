@@ -34,10 +34,13 @@ OVERALL = ""  # the health service name that stands for the whole server
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """One proto service to serve: its full name and the generated `add_*_to_server` call."""
+    """One proto service to serve: its full name and the generated `add_*_to_server` call.
+    `reflect=False` for services whose descriptors are not in the default pool (generic
+    handlers), so reflection never advertises a service it cannot describe."""
 
     service_name: str
     add_to_server: Callable[[grpc.aio.Server], None]
+    reflect: bool = True
 
 
 class Server:
@@ -101,7 +104,7 @@ def create_server(
     if config.reflection:
         reflection.enable_server_reflection(
             [
-                *names,
+                *(b.service_name for b in bindings if b.reflect),
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ],

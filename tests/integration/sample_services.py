@@ -86,7 +86,9 @@ def echo_binding() -> Binding:
             "Shout": grpc.stream_stream_rpc_method_handler(_stream_stream),
         },
     )
-    return Binding(ECHO_SERVICE, lambda server: server.add_generic_rpc_handlers((handler,)))
+    return Binding(
+        ECHO_SERVICE, lambda server: server.add_generic_rpc_handlers((handler,)), reflect=False
+    )
 
 
 def orders_binding() -> Binding:
