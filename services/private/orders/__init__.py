@@ -1,0 +1,1 @@
+"""OrderService: orders placed exactly once per idempotency key, refunds never above capture."""

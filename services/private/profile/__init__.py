@@ -1,0 +1,1 @@
+"""ProfileService: identity resolution, encrypted profiles, crypto-shredding erasure, audit."""
