@@ -65,6 +65,25 @@ class Database:
                 time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())  # noqa: S311
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def purge_deleted(self, tables: list[str]) -> None:
+        """Push deleted rows out of places a file scan could still find them (after an erase).
+
+        SQLite: `secure_delete` zeroes freed space in the main file, but the WAL keeps old page
+        images until a checkpoint, so checkpoint and truncate it. PostgreSQL keeps dead row
+        versions until VACUUM; vacuum the tables (this frees the space for reuse, it does not
+        overwrite it: the wrapped key is gone from every live row, see the README).
+        """
+        if self.is_sqlite:
+            raw = self.engine.raw_connection()
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+            return
+        with self.engine.connect() as conn:
+            autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+            autocommit.exec_driver_sql(f"VACUUM {', '.join(tables)}")
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -11,13 +11,13 @@ from services.private.orders.store import OrderStore
 from services.private.orders.validation import validate_get, validate_place, validate_refund
 
 
-class OrderServicer(orders_pb2_grpc.OrderServiceServicer):  # type: ignore[misc]
+class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def __init__(self, store: OrderStore, keys: Keys, pool: BlockingPool) -> None:
         self._store = store
         self._keys = keys
         self._pool = pool
 
-    async def PlaceOrder(  # noqa: N802 (generated name)
+    async def PlaceOrder(
         self, request: orders_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.PlaceOrderResponse:
         total = validate_place(request)
@@ -27,14 +27,14 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):  # type: ignore[misc]
         )
         return orders_pb2.PlaceOrderResponse(order=order, replayed=replayed)
 
-    async def GetOrder(  # noqa: N802
+    async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         validate_get(request)
         order = await self._pool.run(context, self._store.get, request.order_id)
         return orders_pb2.GetOrderResponse(order=order)
 
-    async def RefundOrder(  # noqa: N802
+    async def RefundOrder(
         self, request: orders_pb2.RefundOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.RefundOrderResponse:
         validate_refund(request)

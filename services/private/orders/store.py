@@ -50,7 +50,11 @@ class OrderStore:
                 "refunded_minor": 0,
                 "status": STATUS.Name(STATUS.ORDER_STATUS_CAPTURED),
                 "line_items": [
-                    {"sku": li.sku, "quantity": li.quantity, "unit_price_minor": li.unit_price_minor}
+                    {
+                        "sku": li.sku,
+                        "quantity": li.quantity,
+                        "unit_price_minor": li.unit_price_minor,
+                    }
                     for li in request.line_items
                 ],
                 "attribution": _attribution_json(request),

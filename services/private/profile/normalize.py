@@ -14,7 +14,9 @@ from isthmus.common.v1 import common_pb2
 from isthmus.profile.v1 import profile_pb2
 from services.core.validation import Violations
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _REGION = re.compile(r"^[A-Z]{2}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _OPEN_ID = re.compile(r"^([a-z0-9][a-z0-9.-]{0,31}):(\S{1,200})$")
@@ -89,9 +91,13 @@ def validate_profile(profile: profile_pb2.Profile, paths: set[str]) -> profile_p
     v.token("profile.unified_id", profile.unified_id, max_len=64)
     if "region_code" in paths and profile.region_code and not _REGION.match(profile.region_code):
         v.add("profile.region_code", "must be two upper-case letters (ISO 3166-1)")
-    if "language_code" in paths and profile.language_code:
-        if not _LANGUAGE.match(profile.language_code) or len(profile.language_code) > 35:
-            v.add("profile.language_code", "must be a BCP 47 tag such as de-DE")
+    language = profile.language_code
+    if (
+        "language_code" in paths
+        and language
+        and (len(language) > 35 or not _LANGUAGE.match(language))
+    ):
+        v.add("profile.language_code", "must be a BCP 47 tag such as de-DE")
     for name in ("given_name", "family_name"):
         if name in paths:
             v.text(f"profile.{name}", getattr(profile, name), required=False, max_len=200)

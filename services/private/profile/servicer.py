@@ -27,12 +27,12 @@ WRITABLE = frozenset(
 )
 
 
-class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):  # type: ignore[misc]
+class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
     def __init__(self, store: ProfileStore, pool: BlockingPool) -> None:
         self._store = store
         self._pool = pool
 
-    async def ResolveIdentity(  # noqa: N802 (generated name)
+    async def ResolveIdentity(
         self, request: profile_pb2.ResolveIdentityRequest, context: grpc.aio.ServicerContext
     ) -> profile_pb2.ResolveIdentityResponse:
         ids = resolve_identifiers(request)
@@ -47,7 +47,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):  # type: ignore[
             merged_unified_ids=list(found.merged),
         )
 
-    async def UpsertProfile(  # noqa: N802
+    async def UpsertProfile(
         self, request: profile_pb2.UpsertProfileRequest, context: grpc.aio.ServicerContext
     ) -> profile_pb2.UpsertProfileResponse:
         paths = _update_paths(request)
@@ -58,7 +58,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):  # type: ignore[
         )
         return profile_pb2.UpsertProfileResponse(profile=stored, created=created)
 
-    async def GetProfile(  # noqa: N802
+    async def GetProfile(
         self, request: profile_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
     ) -> profile_pb2.GetProfileResponse:
         _require_id(request.unified_id)
@@ -67,7 +67,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):  # type: ignore[
         )
         return profile_pb2.GetProfileResponse(profile=profile)
 
-    async def EraseProfile(  # noqa: N802
+    async def EraseProfile(
         self, request: profile_pb2.EraseProfileRequest, context: grpc.aio.ServicerContext
     ) -> profile_pb2.EraseProfileResponse:
         v = Violations()

@@ -113,7 +113,7 @@ class ProfileStore:
             if expected_version and (row is None or row.version != expected_version):
                 have = 0 if row is None else row.version
                 raise Aborted(f"profile version is {have}, expected {expected_version}")
-            key = self._data_key(conn, uid, create=True)
+            key = self._data_key_for_write(conn, uid)
             current = self._decode(row, key) if row is not None else profile_pb2.Profile()
             merged = _apply(current, incoming, paths)
             now = now_us()
@@ -143,7 +143,7 @@ class ProfileStore:
     def get(self, uid: str, caller: str) -> profile_pb2.Profile:
         def work(conn: Connection) -> profile_pb2.Profile:
             row = conn.execute(select(profiles).where(profiles.c.unified_id == uid)).first()
-            key = self._data_key(conn, uid, create=False)
+            key = self._data_key(conn, uid)
             if row is None or key is None:
                 raise NotFound(f"no profile for {uid}")
             _audit(conn, caller, "GetProfile", uid, "read")
@@ -154,7 +154,9 @@ class ProfileStore:
     # ---- erasure -----------------------------------------------------------------------
     def erase(self, uid: str, reason: str, caller: str) -> Erased:
         def work(conn: Connection) -> Erased:
-            person = conn.execute(select(unified_ids).where(unified_ids.c.unified_id == uid)).first()
+            person = conn.execute(
+                select(unified_ids).where(unified_ids.c.unified_id == uid)
+            ).first()
             if person is None:
                 raise NotFound(f"unknown unified id {uid}")
             done = conn.execute(select(erasures).where(erasures.c.unified_id == uid)).first()
@@ -184,17 +186,21 @@ class ProfileStore:
             return Erased(erasure_id, now, False)
 
         erased = self._db.run(work, write=True, retry_on_conflict=True)
-        if not erased.already and not self._db.is_sqlite:
-            self._vacuum()
+        if not erased.already:
+            self._db.purge_deleted(["data_keys", "profiles", "identities"])
         return erased
 
     # ---- helpers -----------------------------------------------------------------------
-    def _data_key(self, conn: Connection, uid: str, *, create: bool) -> bytes | None:
+    def _data_key(self, conn: Connection, uid: str) -> bytes | None:
+        """The person's data key, or None when they have none (never written, or erased)."""
         row = conn.execute(select(data_keys).where(data_keys.c.unified_id == uid)).first()
-        if row is not None:
-            return self._keys.unwrap_data_key(row.wrapped_key, uid)
-        if not create:
-            return None
+        return None if row is None else self._keys.unwrap_data_key(row.wrapped_key, uid)
+
+    def _data_key_for_write(self, conn: Connection, uid: str) -> bytes:
+        """The person's data key, created (and stored wrapped) on their first write."""
+        existing = self._data_key(conn, uid)
+        if existing is not None:
+            return existing
         key = new_data_key()
         conn.execute(
             insert(data_keys).values(
@@ -229,13 +235,6 @@ class ProfileStore:
             entry.update_time.CopyFrom(to_timestamp(consent["update_us"]))
         return profile
 
-    def _vacuum(self) -> None:
-        """PostgreSQL keeps deleted row versions until VACUUM; reclaim them now (best effort:
-        VACUUM marks the space reusable but does not overwrite it)."""
-        with self._db.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("VACUUM data_keys, profiles")
-
 
 def _require_live(conn: Connection, uid: str) -> None:
     person = conn.execute(select(unified_ids).where(unified_ids.c.unified_id == uid)).first()
@@ -252,9 +251,7 @@ def _merge(conn: Connection, loser: str, survivor: str, now: int) -> None:
         .where((unified_ids.c.unified_id == loser) | (unified_ids.c.merged_into == loser))
         .values(merged_into=survivor)
     )
-    conn.execute(
-        insert(identity_merges).values(from_id=loser, into_id=survivor, created_us=now)
-    )
+    conn.execute(insert(identity_merges).values(from_id=loser, into_id=survivor, created_us=now))
 
 
 def _apply(

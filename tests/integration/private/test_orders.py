@@ -128,7 +128,9 @@ def test_racing_refunds_never_exceed_the_capture(stub: Any, private_server: Any)
         ),
         (place_request(currency_code="XYZ"), "currency_code: 'XYZ' is not an active ISO 4217"),
         (
-            place_request(line_items=[orders_pb2.LineItem(sku="a", quantity=1, unit_price_minor=-5)]),
+            place_request(
+                line_items=[orders_pb2.LineItem(sku="a", quantity=1, unit_price_minor=-5)]
+            ),
             "line_items[0].unit_price_minor: must not be negative",
         ),
         (
@@ -158,7 +160,10 @@ def test_bad_orders_are_invalid_argument(stub: Any, request_: Any, message: str)
 def test_bad_refunds_are_invalid_argument(stub: Any) -> None:
     order_id = stub.PlaceOrder(place_request()).order.order_id
     cases = [
-        (refund_request(order_id, "refund-neg-1", -1), "amount.amount_minor: must be greater than 0"),
+        (
+            refund_request(order_id, "refund-neg-1", -1),
+            "amount.amount_minor: must be greater than 0",
+        ),
         (
             refund_request(order_id, "refund-usd-1", 100, "USD"),
             "amount.currency_code: USD does not match the order currency EUR",
