@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,6 @@ PLANNED = {
     "down": ("stop everything `up` started", 7),
     "demo": ("drive a compressed peak-season day through the gateway and report", 7),
     "gateway": ("run the gateway", 5),
-    "serve": ("run one zone service (profile, orders, ads, events)", 3),
     "train": ("train the CTR model and publish it to the registry", 4),
     "sync": ("run the Spark sync and feature export jobs", 6),
 }
@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})")
     plan.set_defaults(handler=_plan)
 
+    serve = sub.add_parser("serve", help="run private-zone services (profile, orders)")
+    serve.add_argument(
+        "--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})"
+    )
+    from services.private.main import add_arguments
+
+    add_arguments(serve)
+    serve.set_defaults(handler=_serve)
+
     for name, (summary, issue) in PLANNED.items():
         sub.add_parser(name, help=f"{summary} [planned, issue #{issue}]")
     return parser
@@ -89,6 +98,16 @@ def _contract(args: argparse.Namespace) -> int:
     for violation in violations:
         print(f"VIOLATION {violation}", file=sys.stderr)
     return 1 if violations else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from services.private import main as private_main
+    from services.topology import load_topology
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    topology = load_topology(args.topology or constants.topology_path_from_env())
+    config = private_main.load_config(args, topology)
+    return private_main.run(config, args.services)
 
 
 def _plan(args: argparse.Namespace) -> int:
