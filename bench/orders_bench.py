@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,42 +24,11 @@ from typing import Any
 import grpc
 
 from isthmus.orders.v1 import orders_pb2, orders_pb2_grpc
+from tests.support.postgres import EphemeralPostgres
+from tests.support.processes import start_private_server
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "orders.json"
-
-
-def start_server(workdir: Path, database_url: str) -> tuple[subprocess.Popen[str], int]:
-    config = workdir / "private.yaml"
-    config.write_text(
-        f"master_key: {{file: {workdir / 'master.key'}, create_if_missing: true}}\n"
-        f"hmac_key: {{file: {workdir / 'hmac.key'}, create_if_missing: true}}\n"
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "serve",
-            "orders",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise RuntimeError(f"server did not start: {line!r}")
-    return proc, int(line.rsplit(":", 1)[1])
 
 
 def place_request(key: str) -> orders_pb2.PlaceOrderRequest:
@@ -109,7 +77,7 @@ async def load(port: int, prefix: str, total: int, concurrency: int) -> dict[str
 
 
 def run_backend(name: str, database_url: str, workdir: Path, args: argparse.Namespace) -> Any:
-    proc, port = start_server(workdir, database_url)
+    proc, port = start_private_server(workdir, database_url)
     try:
         asyncio.run(load(port, f"warm-{name}", args.warmup, args.concurrency))
         result = asyncio.run(load(port, f"run-{name}", args.orders, args.concurrency))
@@ -125,8 +93,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    from tests.support.postgres import EphemeralPostgres
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="isthmus-bench-") as tmp:
         work = Path(tmp)
@@ -137,7 +103,7 @@ def main() -> None:
     report = {
         "benchmark": "PlaceOrder, unique keys, 2 line items",
         "concurrency": args.concurrency,
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "results": rows,
         "ratio_postgresql_over_sqlite_orders_per_s": round(
             postgres["orders_per_s"] / sqlite["orders_per_s"], 2

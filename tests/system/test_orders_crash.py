@@ -4,8 +4,6 @@ exactly once, and retrying the calls that got no answer creates no duplicates.""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,39 +14,7 @@ from sqlalchemy import func, select
 from isthmus.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.private.db.engine import Database
 from services.private.db.tables import orders
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_server(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen[str], int]:
-    config = tmp_path / "private.yaml"
-    config.write_text(
-        f"master_key: {{file: {tmp_path / 'master.key'}, create_if_missing: true}}\n"
-        f"hmac_key: {{file: {tmp_path / 'hmac.key'}, create_if_missing: true}}\n"
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "serve",
-            "orders",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    return proc, int(line.rsplit(":", 1)[1])
+from tests.support.processes import start_private_server
 
 
 def request(key: str) -> orders_pb2.PlaceOrderRequest:
@@ -62,7 +28,7 @@ def request(key: str) -> orders_pb2.PlaceOrderRequest:
 
 
 def test_acknowledged_orders_survive_kill_9(tmp_path: Path, database_url: str) -> None:
-    proc, port = start_server(tmp_path, database_url)
+    proc, port = start_private_server(tmp_path, database_url)
     acknowledged: dict[str, str] = {}
     attempted: list[str] = []
     lock = threading.Lock()
@@ -101,7 +67,7 @@ def test_acknowledged_orders_survive_kill_9(tmp_path: Path, database_url: str) -
             proc.kill()
     assert len(acknowledged) >= 200
 
-    proc, port = start_server(tmp_path, database_url)
+    proc, port = start_private_server(tmp_path, database_url)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = orders_pb2_grpc.OrderServiceStub(channel)
