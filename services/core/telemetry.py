@@ -111,11 +111,12 @@ class Telemetry:
         record.span.set_attributes(attributes)
         if code in SERVER_ERROR_CODES:
             record.span.set_status(Status(StatusCode.ERROR, message or code.name))
-        record.span.end()
+        # Metric first, span last: whoever sees the span ended also sees the measurement.
         self.server_duration.record(
             time.perf_counter() - record.started_s,
             {"rpc.system.name": "grpc", "rpc.method": record.method, **attributes},
         )
+        record.span.end()
 
     def shutdown(self) -> None:
         """Flush and stop exporters, and close the /metrics listener if there is one."""

@@ -26,6 +26,14 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
 
 
+def wait_for(probe, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
+    """Poll `probe` until it returns something truthy (bounded); return that."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := probe()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return result
+
+
 @pytest.fixture
 def telemetry() -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
     spans = InMemorySpanExporter()
@@ -142,7 +150,8 @@ def test_server_span_joins_the_callers_trace(channel: grpc.Channel, telemetry) -
         stub.GetOrder(
             orders_pb2.GetOrderRequest(order_id="a"), metadata=[("traceparent", traceparent)]
         )
-    (span,) = spans.get_finished_spans()
+    # The server closes its span just after the status is on the wire: wait for it.
+    (span,) = wait_for(spans.get_finished_spans)
     assert span.name == "isthmus.orders.v1.OrderService/GetOrder"
     assert format(span.context.trace_id, "032x") == TRACE_ID
     assert span.parent is not None
@@ -231,13 +240,17 @@ def test_prometheus_endpoint_serves_the_duration_histogram(start_server) -> None
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch, pytest.raises(grpc.RpcError):
         orders_pb2_grpc.OrderServiceStub(ch).GetOrder(orders_pb2.GetOrderRequest(order_id="p"))
     url = f"http://127.0.0.1:{metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = response.read().decode()
-    bucket_lines = [
-        line
-        for line in body.splitlines()
-        if line.startswith("rpc_server_call_duration_seconds_count")
-    ]
+
+    def scrape() -> list[str]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read().decode()
+        return [
+            line
+            for line in body.splitlines()
+            if line.startswith("rpc_server_call_duration_seconds_count")
+        ]
+
+    bucket_lines = wait_for(scrape)
     assert len(bucket_lines) == 1
     assert 'rpc_method="isthmus.orders.v1.OrderService/GetOrder"' in bucket_lines[0]
     assert 'rpc_response_status_code="NOT_FOUND"' in bucket_lines[0]
