@@ -1,0 +1,13 @@
+"""The gateway: the one gRPC door. Authenticates, authorizes, rate-limits, routes by the
+sensitivity declared in the protos, balances, retries and fails over, forwarding bytes as-is.
+
+    config.py    GatewayConfig (routes, clusters, policies, callers), built from the topology
+    routing.py   route table and the sensitivity rule (pure)
+    balancer.py  endpoint state: power-of-two-choices, outlier ejection, circuit breaking (pure)
+    auth.py      signed tokens, per-method authorization, token-bucket rate limits (pure)
+    degraded.py  bid-only ranking when no public zone can answer (pure)
+    upstream.py  channels and active health checks (I/O)
+    proxy.py     the transparent proxy handler (I/O)
+    admin.py     GatewayAdminService
+    app.py       wiring and `isthmus gateway`
+"""

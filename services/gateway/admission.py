@@ -1,0 +1,59 @@
+"""Who may call what, how often: authentication, authorization, rate limiting (one place)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+
+from services.core.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from services.core.identity import peer_names_from_auth_context
+from services.gateway.auth import TokenBucket, bearer_token, is_allowed, verify_token
+from services.gateway.config import AuthConfig, CallerConfig
+
+ANONYMOUS = CallerConfig(name="anonymous", allow=["*"], rate_per_s=1e9, burst=1_000_000_000)
+
+
+class Admission:
+    def __init__(self, config: AuthConfig, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._key = config.token_key.read() if config.token_key else None
+        self._by_name = {c.name: c for c in config.callers}
+        self._by_cert = {n: c for c in config.callers for n in c.certificate_names}
+        self._buckets = {c.name: TokenBucket(c.rate_per_s, c.burst) for c in config.callers}
+        self._clock = clock
+
+    def admit(self, context: grpc.aio.ServicerContext, path: str) -> CallerConfig:
+        """The caller of this call, if it may make it now; a domain error otherwise."""
+        caller = self._authenticate(context)
+        if not is_allowed(caller, path):
+            raise PermissionDenied(f"caller {caller.name} may not call {path}")
+        bucket = self._buckets.get(caller.name)
+        if bucket is not None and not bucket.take(self._clock()):
+            raise ResourceExhausted(
+                f"caller {caller.name} is over its rate limit of {caller.rate_per_s:g} calls/s"
+            )
+        return caller
+
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> CallerConfig:
+        for name in peer_names_from_auth_context(context.auth_context()):
+            if name in self._by_cert:
+                return self._by_cert[name]
+        metadata = dict(context.invocation_metadata() or ())
+        token = bearer_token(_text(metadata.get("authorization")))
+        if token is not None:
+            if self._key is None:
+                raise Unauthenticated("bearer tokens are not accepted by this gateway")
+            name = verify_token(token, self._key, self._clock())
+            caller = self._by_name.get(name)
+            if caller is None:
+                raise Unauthenticated(f"token subject {name!r} is not a known caller")
+            return caller
+        if self._config.allow_anonymous:
+            return ANONYMOUS
+        raise Unauthenticated("no client certificate or bearer token")
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,145 @@
+"""Wiring of the gateway: config -> route table, clusters, health checks -> gRPC server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+
+from isthmus.gateway.v1 import gateway_admin_pb2_grpc
+from services.contract.descriptors import MethodInfo, load_descriptor_set, method_table
+from services.core.server import Binding, Server, create_server, serve
+from services.core.telemetry import Telemetry
+from services.gateway.admin import ADMIN_SERVICE, AdminServicer
+from services.gateway.config import GatewayConfig, from_topology
+from services.gateway.proxy import Gateway
+from services.gateway.upstream import HealthChecker
+from services.topology import load_topology
+
+
+class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Hands every known, non-admin method to the gateway; unknown ones get UNIMPLEMENTED."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        method = self._gateway.methods.get(handler_call_details.method)
+        if method is None or method.service == ADMIN_SERVICE:
+            return None
+        return _handler(self._gateway, method)
+
+
+def _handler(gateway: Gateway, method: MethodInfo) -> grpc.RpcMethodHandler:
+    if not method.client_streaming:
+        if method.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                lambda request, context: gateway.unary_request(method, request, context)
+            )
+
+        async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
+            result = None
+            async for message in gateway.unary_request(method, request, context):
+                result = message
+            return result
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary)
+    if method.server_streaming:
+        return grpc.stream_stream_rpc_method_handler(
+            lambda requests, context: gateway.stream_request(method, requests, context)
+        )
+
+    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        result = None
+        async for message in gateway.stream_request(method, requests, context):
+            result = message
+        return result
+
+    return grpc.stream_unary_rpc_method_handler(stream_unary)
+
+
+@dataclass
+class GatewayRuntime:
+    server: Server
+    port: int
+    gateway: Gateway
+    health: HealthChecker
+
+    async def start(self) -> None:
+        await self.health.check_all()  # know who is up before taking traffic
+        self.health.start()
+        await self.server.start()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        await self.server.stop(grace_s)
+        await self.health.stop()
+        for cluster in self.gateway.snapshot.clusters.values():
+            await cluster.close()
+
+
+def build_gateway(
+    config: GatewayConfig,
+    load_config: Callable[[], GatewayConfig] | None = None,
+    methods: dict[str, MethodInfo] | None = None,
+    telemetry: Telemetry | None = None,
+) -> GatewayRuntime:
+    """The gateway server (not started). `methods` defaults to the shipped contract."""
+    methods = methods if methods is not None else method_table(load_descriptor_set())
+    telemetry = telemetry or Telemetry.create(config.server.telemetry)
+    gateway = Gateway(config, methods, telemetry)
+    admin = AdminServicer(gateway, load_config or (lambda: config))
+    handler = ProxyHandler(gateway)
+    bindings = [
+        Binding(
+            ADMIN_SERVICE,
+            lambda s: gateway_admin_pb2_grpc.add_GatewayAdminServiceServicer_to_server(admin, s),
+        ),
+        Binding(
+            "isthmus.gateway.proxy", lambda s: s.add_generic_rpc_handlers((handler,)), reflect=False
+        ),
+    ]
+    server, port = create_server(config.server, bindings, telemetry)
+    health = HealthChecker(list(gateway.snapshot.clusters.values()), config.health_check)
+    return GatewayRuntime(server, port, gateway, health)
+
+
+def load_gateway_config(topology_path: Path | None, gateway_path: Path | None) -> GatewayConfig:
+    overrides = yaml.safe_load(gateway_path.read_text()) if gateway_path else {}
+    return from_topology(load_topology(topology_path), **(overrides or {}))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="gateway YAML (GatewayConfig overrides)")
+    parser.add_argument("--listen", help="HOST:PORT; default: the topology's gateway listen")
+
+
+def run(topology_path: Path | None, args: argparse.Namespace) -> int:
+    from services.topology import Endpoint
+
+    def load() -> GatewayConfig:
+        config = load_gateway_config(topology_path, args.config)
+        if args.listen:
+            server = config.server.model_copy(update={"listen": Endpoint.parse(args.listen)})
+            config = config.model_copy(update={"server": server})
+        return config
+
+    async def main() -> None:
+        runtime = build_gateway(load(), load)
+        await runtime.health.check_all()
+        runtime.health.start()
+        print(f"listening on {runtime.server.config.listen.host}:{runtime.port}", flush=True)
+        try:
+            await serve(runtime.server)
+        finally:
+            await runtime.health.stop()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,212 @@
+"""Gateway configuration: one validated model, built from the topology plus a gateway file."""
+
+from __future__ import annotations
+
+import enum
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.core.config import ServerConfig
+from services.private.config import SecretRef
+from services.topology.model import Endpoint, TlsConfig, Topology, ZoneKind
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RouteMatch(_Strict):
+    """Exactly one of method, service or prefix."""
+
+    method: str | None = Field(default=None, description='"/pkg.Service/Method".')
+    service: str | None = Field(default=None, description='"pkg.Service".')
+    prefix: str | None = Field(default=None, description='Prefix of the path, e.g. "/isthmus.".')
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [x for x in (self.method, self.service, self.prefix) if x is not None]
+        if len(given) != 1:
+            raise ValueError("match: give exactly one of method, service, prefix")
+        return self
+
+    def matches(self, path: str) -> bool:
+        if self.method is not None:
+            return path == self.method
+        if self.service is not None:
+            return path.startswith(f"/{self.service}/")
+        assert self.prefix is not None
+        return path.startswith(self.prefix)
+
+
+class RouteConfig(_Strict):
+    """Ordered routes; the first that matches a call wins."""
+
+    name: str = Field(description="Unique route name.")
+    match: RouteMatch = Field(description="Which calls the route takes.")
+    clusters: list[str] = Field(min_length=1, description="Clusters in failover order.")
+    per_try_timeout_s: float = Field(default=1.0, gt=0, le=300, description="One attempt.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts per cluster; >1 only for retry-safe RPCs."
+    )
+    degraded_fallback: bool = Field(
+        default=False, description="Bid-only answer when no cluster serves (AdService/Rank only)."
+    )
+
+
+class ClusterConfig(_Strict):
+    """A set of interchangeable endpoints in one zone."""
+
+    name: str = Field(description="Unique cluster name (the topology's service name).")
+    zone: str = Field(description="Zone the endpoints run in.")
+    zone_kind: ZoneKind = Field(description="private or public: decides what it may serve.")
+    endpoints: list[Endpoint] = Field(min_length=1, description="Upstream addresses.")
+
+
+class OutlierConfig(_Strict):
+    """Passive health: eject endpoints that keep failing."""
+
+    consecutive_failures: int = Field(default=3, ge=1, description="Failures in a row to eject.")
+    base_ejection_s: float = Field(default=5.0, gt=0, description="First ejection; doubles after.")
+    max_ejection_s: float = Field(default=60.0, gt=0, description="Longest ejection.")
+    max_ejection_percent: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="Most of a cluster that may be ejected at once. Envoy's 10% would keep a "
+        "cluster that lost 30% of its endpoints sending to the dead ones; 50% lets it shed them "
+        "while never ejecting a whole cluster on a shared-cause blip.",
+    )
+
+
+class HealthCheckConfig(_Strict):
+    """Active health checks with grpc.health.v1."""
+
+    interval_s: float = Field(default=1.0, gt=0, description="Time between checks.")
+    timeout_s: float = Field(default=0.5, gt=0, description="Time allowed for one check.")
+    unhealthy_threshold: int = Field(default=2, ge=1, description="Failed checks to mark down.")
+    healthy_threshold: int = Field(default=1, ge=1, description="Passed checks to mark up.")
+
+
+class CircuitBreakerConfig(_Strict):
+    """Per-cluster concurrency limits (fail fast rather than queue without bound)."""
+
+    max_requests: int = Field(default=1024, ge=1, description="Calls in flight to the cluster.")
+    max_pending: int = Field(default=1024, ge=0, description="Calls waiting for a slot.")
+
+
+class RetryBudgetConfig(_Strict):
+    """Retries allowed as a share of active calls, so retries cannot amplify an outage."""
+
+    budget_percent: float = Field(default=20.0, ge=0, le=100, description="Share of active.")
+    min_retry_concurrency: int = Field(default=10, ge=0, description="Always allowed.")
+    initial_backoff_s: float = Field(default=0.01, gt=0, description="First retry delay base.")
+    max_backoff_s: float = Field(default=0.2, gt=0, description="Largest retry delay.")
+
+
+class CallerConfig(_Strict):
+    """An internal service allowed through the door."""
+
+    name: str = Field(description="Caller name, forwarded upstream in x-isthmus-caller.")
+    certificate_names: list[str] = Field(
+        default_factory=list, description="Client-certificate CN/SAN values that identify it."
+    )
+    allow: list[str] = Field(
+        min_length=1,
+        description='Methods it may call: "/pkg.Service/Method", "/pkg.Service/*" or "*".',
+    )
+    rate_per_s: float = Field(default=1000.0, gt=0, description="Sustained calls per second.")
+    burst: int = Field(default=2000, ge=1, description="Calls allowed in a burst.")
+
+
+class AuthConfig(_Strict):
+    """Who may call. Tokens are HS256 JWTs (`sub` = caller name, `exp` required)."""
+
+    token_key: SecretRef | None = Field(default=None, description="HMAC key for tokens.")
+    callers: list[CallerConfig] = Field(default_factory=list, description="Known callers.")
+    allow_anonymous: bool = Field(
+        default=False, description="Local demos only: unauthenticated calls act as `anonymous`."
+    )
+
+
+class GatewayConfig(_Strict):
+    """Everything the gateway needs; see `from_topology` for how defaults are derived."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Listener.")
+    upstream_tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS to upstreams.")
+    clusters: list[ClusterConfig] = Field(description="Upstream clusters.")
+    routes: list[RouteConfig] = Field(description="Ordered routes.")
+    outlier: OutlierConfig = Field(default_factory=OutlierConfig, description="Ejection.")
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig, description="HC.")
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig, description="Per-cluster limits."
+    )
+    retry_budget: RetryBudgetConfig = Field(
+        default_factory=RetryBudgetConfig, description="Retry budget and back-off."
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Callers.")
+    restricted_categories: list[str] = Field(
+        default_factory=lambda: ["alcohol", "gambling", "tobacco", "adult"],
+        description="Categories a degraded answer never shows unless age_band is ADULT.",
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        names = [c.name for c in self.clusters]
+        if len(set(names)) != len(names):
+            raise ValueError("clusters: duplicate cluster name")
+        routes = [r.name for r in self.routes]
+        if len(set(routes)) != len(routes):
+            raise ValueError("routes: duplicate route name")
+        for route in self.routes:
+            unknown = [c for c in route.clusters if c not in names]
+            if unknown:
+                raise ValueError(f"route {route.name}: unknown cluster(s) {', '.join(unknown)}")
+        return self
+
+    def cluster(self, name: str) -> ClusterConfig:
+        return next(c for c in self.clusters if c.name == name)
+
+
+class Outcome(enum.StrEnum):
+    """How one attempt ended, as outlier detection sees it."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"  # counts towards ejection
+    NEUTRAL = "neutral"  # the caller's fault or a deadline: says nothing about the endpoint
+
+
+def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
+    """Clusters from every service in the topology; one route per proto service, in zone order
+    (private zone first, then public zones by priority). `overrides` replace fields."""
+    clusters = [
+        ClusterConfig(name=s.name, zone=z.name, zone_kind=z.kind, endpoints=s.endpoints)
+        for z in topology.zones
+        for s in z.services
+    ]
+    order = {z.name: (z.kind is not ZoneKind.PRIVATE, z.priority, z.name) for z in topology.zones}
+    routes: list[RouteConfig] = []
+    by_service: dict[str, list[tuple[tuple[bool, int, str], str]]] = {}
+    for zone in topology.zones:
+        for spec in zone.services:
+            by_service.setdefault(spec.proto_service, []).append((order[zone.name], spec.name))
+    for proto_service, members in sorted(by_service.items()):
+        is_rank = proto_service == "isthmus.ads.v1.AdService"
+        routes.append(
+            RouteConfig(
+                name=proto_service.split(".")[-1],
+                match=RouteMatch(service=proto_service),
+                clusters=[name for _, name in sorted(members)],
+                per_try_timeout_s=0.25 if is_rank else 2.0,
+                degraded_fallback=is_rank,
+            )
+        )
+    server = ServerConfig(listen=topology.gateway.listen, tls=topology.gateway.tls)
+    values: dict[str, object] = {
+        "server": server,
+        "upstream_tls": topology.gateway.upstream_tls,
+        "clusters": clusters,
+        "routes": routes,
+    }
+    values.update(overrides)
+    return GatewayConfig.model_validate(values)

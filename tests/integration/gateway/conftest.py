@@ -1,0 +1,176 @@
+"""A gateway in front of real upstream servers: public-a (3 endpoints), public-b (1),
+private (1). Methods come from the shipped contract plus the test EchoService proto."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from services.contract.codegen import PROTO_ROOT, compile_descriptor_set
+from services.contract.descriptors import MethodInfo, load_descriptor_set, method_table
+from services.core.config import ServerConfig
+from services.gateway.app import GatewayRuntime, build_gateway
+from services.gateway.config import (
+    AuthConfig,
+    CallerConfig,
+    ClusterConfig,
+    GatewayConfig,
+    HealthCheckConfig,
+    RouteConfig,
+    RouteMatch,
+)
+from services.private.config import SecretRef
+from services.topology.model import Endpoint, ZoneKind
+from tests.integration.gateway.upstreams import ECHO, start_upstream
+
+TEST_PROTOS = Path(__file__).resolve().parents[2] / "protos"
+TOKEN_KEY_HEX = "ab" * 32
+
+
+@pytest.fixture(scope="session")
+def test_methods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MethodInfo]:
+    root = tmp_path_factory.mktemp("protos")
+    import shutil
+
+    shutil.copytree(PROTO_ROOT, root, dirs_exist_ok=True)
+    shutil.copytree(TEST_PROTOS, root, dirs_exist_ok=True)
+    out = root / "set.binpb"
+    compile_descriptor_set(root, out)
+    table = method_table(load_descriptor_set(out.read_bytes()))
+    assert f"/{ECHO}/Chat" in table
+    return table
+
+
+@dataclass
+class Upstream:
+    name: str
+    server: Any
+    port: int
+    echo: Any
+    ads: Any
+    stopped: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class Lab:
+    loop: Any
+    runtime: GatewayRuntime
+    upstreams: dict[str, list[Upstream]]
+    channel: grpc.Channel
+    port: int
+    extra: list[Any] = field(default_factory=list)
+
+    def kill(self, upstream: Upstream) -> None:
+        self.loop.run(upstream.server.stop(0))
+        upstream.stopped = True
+
+    def echo_calls(self, method: str) -> int:
+        return sum(u.echo.calls[method] for group in self.upstreams.values() for u in group)
+
+    def wait_healthy_count(self, cluster: str, expected: int, timeout_s: float = 10) -> None:
+        deadline = time.monotonic() + timeout_s
+        runtime = self.runtime.gateway.snapshot.clusters[cluster]
+        while time.monotonic() < deadline:
+            if sum(e.healthy for e in runtime.endpoints) == expected:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{cluster} never had {expected} healthy endpoints")
+
+
+def lab_config(ups: dict[str, list[Upstream]], **overrides: Any) -> GatewayConfig:
+    def cluster(name: str, kind: ZoneKind) -> ClusterConfig:
+        return ClusterConfig(
+            name=name,
+            zone=name,
+            zone_kind=kind,
+            endpoints=[Endpoint(host="127.0.0.1", port=u.port) for u in ups[name]],
+        )
+
+    values: dict[str, Any] = {
+        "server": ServerConfig(max_receive_message_bytes=64 * 1024),
+        "clusters": [
+            cluster("public-a", ZoneKind.PUBLIC),
+            cluster("public-b", ZoneKind.PUBLIC),
+            cluster("private", ZoneKind.PRIVATE),
+        ],
+        "routes": [
+            RouteConfig(
+                name="secret", match=RouteMatch(method=f"/{ECHO}/Secret"), clusters=["private"]
+            ),
+            RouteConfig(
+                name="echo",
+                match=RouteMatch(service=ECHO),
+                clusters=["public-a", "public-b"],
+                per_try_timeout_s=2.0,
+            ),
+            RouteConfig(
+                name="rank",
+                match=RouteMatch(method="/isthmus.ads.v1.AdService/Rank"),
+                clusters=["public-a", "public-b"],
+                degraded_fallback=True,
+            ),
+        ],
+        "health_check": HealthCheckConfig(interval_s=0.2, timeout_s=0.2),
+        "auth": AuthConfig(
+            token_key=SecretRef(env="ISTHMUS_TEST_TOKEN_KEY"),
+            callers=[
+                CallerConfig(name="checkout", allow=["*"], rate_per_s=10_000, burst=10_000),
+                CallerConfig(name="reporting", allow=[f"/{ECHO}/Unary"], rate_per_s=1, burst=2),
+            ],
+        ),
+    }
+    values.update(overrides)
+    return GatewayConfig.model_validate(values)
+
+
+@pytest.fixture
+def lab(
+    loop_thread: Any, test_methods: dict[str, MethodInfo], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Lab]:
+    monkeypatch.setenv("ISTHMUS_TEST_TOKEN_KEY", TOKEN_KEY_HEX)
+    sizes = {"public-a": 3, "public-b": 1, "private": 1}
+    ups: dict[str, list[Upstream]] = {}
+    for cluster, n in sizes.items():
+        ups[cluster] = []
+        for i in range(n):
+            name = f"{cluster}-{i}"
+            server, port, echo, ads = loop_thread.run(start_upstream(name))
+            ups[cluster].append(Upstream(name, server, port, echo, ads))
+    config = lab_config(ups)
+
+    async def start() -> GatewayRuntime:
+        runtime = build_gateway(config, methods=test_methods)
+        await runtime.start()
+        return runtime
+
+    runtime = loop_thread.run(start())
+    channel = grpc.insecure_channel(f"127.0.0.1:{runtime.port}")
+    try:
+        yield Lab(loop_thread, runtime, ups, channel, runtime.port)
+    finally:
+        channel.close()
+        loop_thread.run(runtime.stop(0))
+        for group in ups.values():
+            for upstream in group:
+                if not upstream.stopped:
+                    loop_thread.run(upstream.server.stop(0))
+
+
+def token(caller: str, ttl_s: int = 300) -> str:
+    from services.gateway.auth import issue_token
+
+    return issue_token(bytes.fromhex(TOKEN_KEY_HEX), caller, int(time.time()) + ttl_s)
+
+
+def auth(caller: str = "checkout") -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {token(caller)}")]
