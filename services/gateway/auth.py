@@ -45,15 +45,19 @@ def verify_token(token: str, key: bytes, now_s: float) -> str:
     header_b64, claims_b64, mac_b64 = parts
     expected = hmac.new(key, f"{header_b64}.{claims_b64}".encode(), hashlib.sha256).digest()
     try:
+        mac = _unb64(mac_b64)
+    except ValueError as exc:
+        raise Unauthenticated("bearer token is malformed") from exc
+    # Authenticate before parsing anything the sender controls.
+    if not hmac.compare_digest(mac, expected):
+        raise Unauthenticated("bearer token signature is invalid")
+    try:
         header = json.loads(_unb64(header_b64))
         claims = json.loads(_unb64(claims_b64))
-        mac = _unb64(mac_b64)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unauthenticated("bearer token is malformed") from exc
     if not isinstance(header, dict) or header.get("alg") != "HS256":
         raise Unauthenticated("bearer token must use alg HS256")
-    if not hmac.compare_digest(mac, expected):
-        raise Unauthenticated("bearer token signature is invalid")
     if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
         raise Unauthenticated("bearer token has no sub claim")
     exp = claims.get("exp")
