@@ -127,7 +127,11 @@ def test_sensitive_calls_never_reach_a_public_cluster(
     try:
         build_route_table(config, methods)
     except RoutingError as exc:
-        assert "non-PUBLIC" in str(exc)
+        rejected = str(exc)
+    else:
+        rejected = ""
+    if rejected:
+        assert "non-PUBLIC" in rejected
         return
     for m in methods.values():
         route = raw.route_for(m.path)
