@@ -64,6 +64,7 @@ def test_losing_public_a_moves_traffic_to_public_b(lab: Any) -> None:
 
     ok, errors = load(lab, "Unary", 3.0, during=kill_zone)
     assert errors == []
+    assert ok > 100
     b = lab.upstreams["public-b"][0]
     assert b.echo.calls["Unary"] > 20
 
