@@ -68,7 +68,7 @@ class Lab:
     upstreams: dict[str, list[Upstream]]
     channel: grpc.Channel
     port: int
-    extra: list[Any] = field(default_factory=list)
+    config_holder: list[GatewayConfig] = field(default_factory=list)
 
     def kill(self, upstream: Upstream) -> None:
         self.loop.run(upstream.server.stop(0))
@@ -147,16 +147,17 @@ def lab(
             server, port, echo, ads = loop_thread.run(start_upstream(name))
             ups[cluster].append(Upstream(name, server, port, echo, ads))
     config = lab_config(ups)
+    holder = [config]
 
     async def start() -> GatewayRuntime:
-        runtime = build_gateway(config, methods=test_methods)
+        runtime = build_gateway(config, lambda: holder[0], methods=test_methods)
         await runtime.start()
         return runtime
 
     runtime = loop_thread.run(start())
     channel = grpc.insecure_channel(f"127.0.0.1:{runtime.port}")
     try:
-        yield Lab(loop_thread, runtime, ups, channel, runtime.port)
+        yield Lab(loop_thread, runtime, ups, channel, runtime.port, holder)
     finally:
         channel.close()
         loop_thread.run(runtime.stop(0))
