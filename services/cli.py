@@ -16,7 +16,6 @@ PLANNED = {
     "up": ("start the local hybrid cloud (private zone, public zone on Ray, gateway)", 7),
     "down": ("stop everything `up` started", 7),
     "demo": ("drive a compressed peak-season day through the gateway and report", 7),
-    "gateway": ("run the gateway", 5),
     "train": ("train the CTR model and publish it to the registry", 4),
     "sync": ("run the Spark sync and feature export jobs", 6),
 }
@@ -59,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})")
     plan.set_defaults(handler=_plan)
 
+    gateway = sub.add_parser("gateway", help="run the gateway (the one door)")
+    gateway.add_argument(
+        "--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})"
+    )
+    from services.gateway.app import add_arguments as gateway_arguments
+
+    gateway_arguments(gateway)
+    gateway.set_defaults(handler=_gateway)
+
     serve = sub.add_parser("serve", help="run private-zone services (profile, orders)")
     serve.add_argument(
         "--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})"
@@ -98,6 +106,13 @@ def _contract(args: argparse.Namespace) -> int:
     for violation in violations:
         print(f"VIOLATION {violation}", file=sys.stderr)
     return 1 if violations else 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from services.gateway import app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return app.run(args.topology or constants.topology_path_from_env(), args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -82,8 +82,10 @@ def test_drain_waits_for_in_flight_calls_and_loses_none(lab: Any) -> None:
         t.join()
     assert all(isinstance(r, str) for r in results), results
     before = target.echo.calls["Unary"]
-    _, more = background_calls(lab, "quick", 10)
-    time.sleep(0.5)
+    more_threads, more = background_calls(lab, "quick", 10)
+    for t in more_threads:
+        t.join()
+    assert all(isinstance(r, str) for r in more), more
     assert target.echo.calls["Unary"] == before
     admin(lab).DrainEndpoint(
         pb.DrainEndpointRequest(cluster="public-a", address=target.address, undrain=True),
