@@ -9,9 +9,16 @@ import grpc
 
 from services.core.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.core.identity import peer_names_from_auth_context
-from services.gateway.auth import TokenBucket, bearer_token, is_allowed, verify_token
+from services.gateway.auth import (
+    TokenBucket,
+    bearer_token,
+    is_allowed,
+    token_expiry,
+    verify_token,
+)
 from services.gateway.config import AuthConfig, CallerConfig
 
+MAX_CACHED_TOKENS = 10_000
 ANONYMOUS = CallerConfig(name="anonymous", allow=["*"], rate_per_s=1e9, burst=1_000_000_000)
 
 
@@ -23,6 +30,8 @@ class Admission:
         self._by_cert = {n: c for c in config.callers for n in c.certificate_names}
         self._buckets = {c.name: TokenBucket(c.rate_per_s, c.burst) for c in config.callers}
         self._clock = clock
+        # Callers reuse one token for many calls: remember verified tokens until they expire.
+        self._verified_tokens: dict[str, tuple[str, float]] = {}
 
     def admit(self, context: grpc.aio.ServicerContext, path: str) -> CallerConfig:
         """The caller of this call, if it may make it now; a domain error otherwise."""
@@ -36,6 +45,17 @@ class Admission:
             )
         return caller
 
+    def _verified(self, token: str) -> str:
+        now = self._clock()
+        hit = self._verified_tokens.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        name = verify_token(token, self._key or b"", now)
+        if len(self._verified_tokens) >= MAX_CACHED_TOKENS:
+            self._verified_tokens.clear()
+        self._verified_tokens[token] = (name, token_expiry(token))
+        return name
+
     def _authenticate(self, context: grpc.aio.ServicerContext) -> CallerConfig:
         for name in peer_names_from_auth_context(context.auth_context()):
             if name in self._by_cert:
@@ -45,7 +65,7 @@ class Admission:
         if token is not None:
             if self._key is None:
                 raise Unauthenticated("bearer tokens are not accepted by this gateway")
-            name = verify_token(token, self._key, self._clock())
+            name = self._verified(token)
             caller = self._by_name.get(name)
             if caller is None:
                 raise Unauthenticated(f"token subject {name!r} is not a known caller")

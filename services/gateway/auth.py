@@ -66,6 +66,12 @@ def verify_token(token: str, key: bytes, now_s: float) -> str:
     return str(claims["sub"])
 
 
+def token_expiry(token: str) -> float:
+    """`exp` of a token already verified by `verify_token`."""
+    claims = json.loads(_unb64(token.split(".")[1]))
+    return float(claims["exp"])
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
