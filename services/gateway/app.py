@@ -107,7 +107,7 @@ def build_gateway(
         ),
     ]
     server, port = create_server(config.server, bindings, telemetry)
-    health = HealthChecker(list(gateway.snapshot.clusters.values()), config.health_check)
+    health = HealthChecker(lambda: list(gateway.snapshot.clusters.values()), config.health_check)
     return GatewayRuntime(server, port, gateway, health)
 
 

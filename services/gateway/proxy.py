@@ -108,7 +108,12 @@ class Gateway:
         clusters = {}
         for cluster in config.clusters:
             previous = old.get(cluster.name)
-            keep = previous is not None and previous.config == cluster
+            keep = (
+                previous is not None
+                and previous.config == cluster
+                and previous.tls == config.upstream_tls
+                and previous.breaker == config.circuit_breaker
+            )
             clusters[cluster.name] = (
                 previous
                 if keep and previous is not None

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -39,6 +39,8 @@ class ClusterRuntime:
         self, config: ClusterConfig, tls: TlsConfig, breaker: CircuitBreakerConfig
     ) -> None:
         self.config = config
+        self.tls = tls
+        self.breaker = breaker
         self.endpoints = [EndpointState(e.address) for e in config.endpoints]
         self._channels = {e.address: _channel(e.address, tls) for e in self.endpoints}
         self._slots = asyncio.Semaphore(breaker.max_requests)
@@ -88,8 +90,10 @@ class HealthChecker:
     """Checks every endpoint with grpc.health.v1 on an interval; flips `healthy` after the
     configured number of consecutive results."""
 
-    def __init__(self, clusters: list[ClusterRuntime], config: HealthCheckConfig) -> None:
-        self._clusters = clusters
+    def __init__(
+        self, clusters: Callable[[], list[ClusterRuntime]], config: HealthCheckConfig
+    ) -> None:
+        self._clusters = clusters  # read on every round: a reload swaps the clusters
         self._config = config
         self._streaks: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -104,7 +108,7 @@ class HealthChecker:
                 await self._task
 
     async def check_all(self) -> None:
-        await asyncio.gather(*(self._check(c, e) for c in self._clusters for e in c.endpoints))
+        await asyncio.gather(*(self._check(c, e) for c in self._clusters() for e in c.endpoints))
 
     async def _loop(self) -> None:
         while True:
@@ -121,6 +125,8 @@ class HealthChecker:
             passed = reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.aio.AioRpcError:
             passed = False
+        except grpc.aio.UsageError:  # the cluster was retired and closed during this round
+            return
         key = (cluster.config.name, endpoint.address)
         streak = self._streaks.get(key, 0)
         # Positive streak counts passes, negative counts failures.

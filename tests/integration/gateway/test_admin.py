@@ -132,3 +132,32 @@ def test_reload_of_an_invalid_config_changes_nothing(lab: Any) -> None:
     assert "sends non-PUBLIC" in err.value.details()
     after = admin(lab).ListRoutes(pb.ListRoutesRequest(), metadata=auth()).config_version
     assert after == before
+
+
+def test_circuit_breaker_limits_a_cluster_after_a_policy_reload(lab: Any) -> None:
+    from services.gateway.config import CircuitBreakerConfig
+
+    limited = lab_config(
+        lab.upstreams, circuit_breaker=CircuitBreakerConfig(max_requests=2, max_pending=0)
+    )
+    lab.config_holder[0] = limited
+    reply = admin(lab).ReloadConfig(pb.ReloadConfigRequest(), metadata=auth())
+    assert "policies changed" in reply.changes
+    results: list[Any] = []
+    stub = lab.channel.unary_unary(f"/{ECHO}/Write")  # not retry-safe: no failover either
+
+    def one() -> None:
+        try:
+            results.append(_text(stub(_msg("sleep:0.5"), metadata=auth(), timeout=10)))
+        except grpc.RpcError as exc:
+            results.append((exc.code(), exc.details()))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if not isinstance(r, str)]
+    assert len(ok) == 2
+    assert refused == [(grpc.StatusCode.UNAVAILABLE, "cluster public-a is at its limits")] * 6
