@@ -11,10 +11,12 @@ from typing import Any
 
 import grpc
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from services.contract.codegen import PROTO_ROOT, compile_descriptor_set
 from services.contract.descriptors import MethodInfo, load_descriptor_set, method_table
-from services.core.config import ServerConfig
+from services.core.config import ServerConfig, TelemetryConfig
+from services.core.telemetry import Telemetry
 from services.gateway.app import GatewayRuntime, build_gateway
 from services.gateway.config import (
     AuthConfig,
@@ -69,6 +71,21 @@ class Lab:
     channel: grpc.Channel
     port: int
     config_holder: list[GatewayConfig] = field(default_factory=list)
+    metrics: Any = None
+
+    def counter(self, name: str) -> int:
+        """Sum of an isthmus.gateway.* counter over all attribute sets."""
+        data = self.metrics.get_metrics_data()
+        return int(
+            sum(
+                point.value
+                for rm in data.resource_metrics
+                for sm in rm.scope_metrics
+                for metric in sm.metrics
+                if metric.name == f"isthmus.gateway.{name}"
+                for point in metric.data.data_points
+            )
+        )
 
     def kill(self, upstream: Upstream) -> None:
         self.loop.run(upstream.server.stop(0))
@@ -149,15 +166,20 @@ def lab(
     config = lab_config(ups)
     holder = [config]
 
+    metrics = InMemoryMetricReader()
+    telemetry = Telemetry.create(TelemetryConfig(), metric_readers=[metrics])
+
     async def start() -> GatewayRuntime:
-        runtime = build_gateway(config, lambda: holder[0], methods=test_methods)
+        runtime = build_gateway(
+            config, lambda: holder[0], methods=test_methods, telemetry=telemetry
+        )
         await runtime.start()
         return runtime
 
     runtime = loop_thread.run(start())
     channel = grpc.insecure_channel(f"127.0.0.1:{runtime.port}")
     try:
-        yield Lab(loop_thread, runtime, ups, channel, runtime.port, holder)
+        yield Lab(loop_thread, runtime, ups, channel, runtime.port, holder, metrics)
     finally:
         channel.close()
         loop_thread.run(runtime.stop(0))

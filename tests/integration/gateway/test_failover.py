@@ -50,6 +50,7 @@ def test_killing_one_of_three_endpoints_fails_no_idempotent_call(lab: Any) -> No
     ok, errors = load(lab, "Unary", 3.0, during=lambda: lab.kill(victim))
     assert errors == []
     assert ok > 100
+    assert lab.counter("retries") >= 1  # the calls that hit the dying endpoint were retried
     lab.wait_healthy_count("public-a", 2)
     before = victim.echo.calls["Unary"]
     _, errors = load(lab, "Unary", 0.6)
@@ -98,6 +99,9 @@ def test_rank_fails_over_then_degrades_when_no_public_zone_is_up(lab: Any) -> No
     assert [a.ad_id for a in degraded.ads] == ["shoe", "hat"]  # by bid, 2 slots
     assert [(e.ad_id, e.rule) for e in degraded.exclusions] == [("beer", "degraded-compliance")]
     assert degraded.ads[0].ecpm_micros == 500_000
+    assert lab.counter("degraded") == 1
+    assert lab.counter("failovers") >= 2  # public-a -> public-b, twice
+    assert lab.counter("attempts") >= 3
 
 
 def test_sensitive_calls_fail_closed_when_the_private_zone_is_down(lab: Any) -> None:
@@ -130,3 +134,4 @@ def test_retries_never_duplicate_a_non_idempotent_call(lab: Any) -> None:
         unary(_msg("fail:UNAVAILABLE"), metadata=auth(), timeout=5)
     assert err.value.code() is grpc.StatusCode.UNAVAILABLE
     assert lab.echo_calls("Unary") - before > 1  # the retry-safe one was retried
+    assert lab.counter("retries") == lab.echo_calls("Unary") - before - 1
