@@ -247,25 +247,11 @@ class Gateway:
                     call = channel.unary_stream(method.path)(
                         request, timeout=timeout_s, metadata=metadata
                     )
-                    async for message in call:
-                        if not reply.messages_sent:
-                            await context.send_initial_metadata(
-                                _clean(await call.initial_metadata())
-                            )
-                        reply.messages_sent += 1
-                        yield message
-                    reply.code = grpc.StatusCode.OK
-                    reply.trailing = _clean(await call.trailing_metadata())
                 else:
                     call = channel.unary_unary(method.path)(
                         request, timeout=timeout_s, metadata=metadata
                     )
-                    message = await call
-                    reply.code = grpc.StatusCode.OK
-                    reply.initial = _clean(await call.initial_metadata())
-                    reply.trailing = _clean(await call.trailing_metadata())
-                    if reply.initial:
-                        await context.send_initial_metadata(reply.initial)
+                async for message in _relay(call, context, reply, method.server_streaming):
                     yield message
         except grpc.aio.AioRpcError as exc:
             reply.code, reply.details = exc.code(), exc.details() or ""
@@ -341,21 +327,12 @@ class Gateway:
                 call = channel.stream_stream(method.path)(
                     requests, timeout=timeout, metadata=metadata
                 )
-                async for message in call:
-                    if not reply.messages_sent:
-                        await context.send_initial_metadata(_clean(await call.initial_metadata()))
-                    reply.messages_sent += 1
-                    yield message
             else:
                 call = channel.stream_unary(method.path)(
                     requests, timeout=timeout, metadata=metadata
                 )
-                message = await call
-                initial = _clean(await call.initial_metadata())
-                if initial:
-                    await context.send_initial_metadata(initial)
+            async for message in _relay(call, context, reply, method.server_streaming):
                 yield message
-            reply.trailing = _clean(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             reply.code, reply.details = exc.code(), exc.details() or ""
             reply.trailing = _clean(exc.trailing_metadata())
@@ -424,6 +401,28 @@ def _upstream_metadata(
     forwarded.append(("x-isthmus-caller", caller))
     forwarded.extend(carrier.items())
     return tuple(forwarded)
+
+
+async def _relay(
+    call: Any, context: grpc.aio.ServicerContext, reply: Reply, streaming: bool
+) -> AsyncIterator[bytes]:
+    """Forward an upstream call's responses and metadata downstream; on success fill `reply`.
+    Initial metadata goes out just before the first response, so a call that fails before
+    answering can still be retried elsewhere."""
+    if streaming:
+        async for message in call:
+            if not reply.messages_sent:
+                await context.send_initial_metadata(_clean(await call.initial_metadata()))
+            reply.messages_sent += 1
+            yield message
+    else:
+        message = await call
+        initial = _clean(await call.initial_metadata())
+        if initial:
+            await context.send_initial_metadata(initial)
+        yield message
+    reply.code = grpc.StatusCode.OK
+    reply.trailing = _clean(await call.trailing_metadata())
 
 
 async def _finish(context: grpc.aio.ServicerContext, reply: Reply) -> None:
