@@ -16,12 +16,16 @@ PLANNED = {
     "up": ("start the local hybrid cloud (private zone, public zone on Ray, gateway)", 7),
     "down": ("stop everything `up` started", 7),
     "demo": ("drive a compressed peak-season day through the gateway and report", 7),
-    "train": ("train the CTR model and publish it to the registry", 4),
     "sync": ("run the Spark sync and feature export jobs", 6),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the training job owns its own arguments
+        from ray_jobs.ctr import train
+
+        return train.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -66,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
     gateway_arguments(gateway)
     gateway.set_defaults(handler=_gateway)
+
+    sub.add_parser("train", help="train the CTR model on the Open Bandit logs and publish it")
 
     serve = sub.add_parser("serve", help="run private-zone services (profile, orders)")
     serve.add_argument(

@@ -1,0 +1,108 @@
+"""A file-system model registry: versioned directories, each with `model.onnx` and
+`manifest.json` (version, metrics, feature schema, checksum, training-data fingerprint), and
+a `CURRENT` pointer. Versions are written aside and renamed into place, and the pointer is
+replaced atomically, so a reader never sees half a model. Loading verifies the checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_VERSION = re.compile(r"^v(\d{4})-([0-9a-f]{8})$")
+REQUIRED = ("version", "checksum_sha256", "feature_schema", "metrics", "training_data_sha256")
+
+
+class RegistryError(Exception):
+    """A model is missing, unreadable or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    manifest: dict[str, Any]
+    onnx: bytes
+
+
+class ModelRegistry:
+    def __init__(self, root: Path, name: str = "ctr") -> None:
+        self.root = root / name
+
+    def versions(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if _VERSION.match(p.name))
+
+    def current(self) -> str | None:
+        pointer = self.root / "CURRENT"
+        return pointer.read_text().strip() if pointer.exists() else None
+
+    def publish(self, onnx: bytes, manifest: dict[str, Any], make_current: bool = True) -> str:
+        """Store a new version; returns its name ("v0003-1a2b3c4d")."""
+        checksum = hashlib.sha256(onnx).hexdigest()
+        existing = self.versions()
+        number = int(existing[-1][1:5]) + 1 if existing else 1
+        version = f"v{number:04d}-{checksum[:8]}"
+        full = {**manifest, "version": version, "checksum_sha256": checksum}
+        missing = [k for k in REQUIRED if k not in full]
+        if missing:
+            raise RegistryError(f"manifest lacks {', '.join(missing)}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        _write(staging / "model.onnx", onnx)
+        _write(staging / "manifest.json", json.dumps(full, indent=2, sort_keys=True).encode())
+        os.rename(staging, self.root / version)
+        _fsync_dir(self.root)
+        if make_current:
+            self.set_current(version)
+        return version
+
+    def set_current(self, version: str) -> None:
+        if version not in self.versions():
+            raise RegistryError(f"no version {version} in {self.root}")
+        tmp = self.root / ".CURRENT.tmp"
+        _write(tmp, version.encode())
+        os.replace(tmp, self.root / "CURRENT")
+        _fsync_dir(self.root)
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        """A version (default: CURRENT) whose bytes match its manifest's checksum."""
+        version = version or self.current()
+        if version is None:
+            raise RegistryError(f"no current model in {self.root}")
+        directory = self.root / version
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            onnx = (directory / "model.onnx").read_bytes()
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"model {version} is unreadable: {exc}") from exc
+        missing = [k for k in REQUIRED if k not in manifest]
+        if missing:
+            raise RegistryError(f"model {version}: manifest lacks {', '.join(missing)}")
+        actual = hashlib.sha256(onnx).hexdigest()
+        if actual != manifest["checksum_sha256"]:
+            raise RegistryError(
+                f"model {version}: checksum mismatch (manifest {manifest['checksum_sha256'][:12]}"
+                f"..., file {actual[:12]}...)"
+            )
+        return LoadedModel(version, manifest, onnx)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
