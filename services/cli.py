@@ -125,10 +125,22 @@ def _serve(args: argparse.Namespace) -> int:
     from services.private import main as private_main
     from services.topology import load_topology
 
+    if args.services == ["events"]:
+        return _serve_events(args)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     topology = load_topology(args.topology or constants.topology_path_from_env())
     config = private_main.load_config(args, topology)
     return private_main.run(config, args.services)
+
+
+def _serve_events(args: argparse.Namespace) -> int:
+    from services.core.config import ServerConfig
+    from services.public.events import app
+    from services.topology import Endpoint
+
+    listen = Endpoint.parse(args.listen or "127.0.0.1:50072")
+    return app.run(ServerConfig(listen=listen), args.landing_dir)
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("services", nargs="+", choices=sorted(BINDINGS), help="what to serve")
+    parser.add_argument(
+        "services", nargs="+", choices=sorted([*BINDINGS, "events"]), help="what to serve"
+    )
+    parser.add_argument(
+        "--landing-dir",
+        type=Path,
+        default=Path("var/public/landing"),
+        help="events only: landing log directory",
+    )
     parser.add_argument("--config", type=Path, help="private-zone config YAML (PrivateZoneConfig)")
     parser.add_argument("--listen", help="HOST:PORT; default: the topology's endpoint")
     parser.add_argument("--database-url", help="SQLAlchemy URL; overrides the config file")

@@ -1,0 +1,1 @@
+"""The public zone: services that may run in public clouds (no personal data)."""

@@ -1,0 +1,1 @@
+"""EventService: impressions, clicks and conversions into a durable landing log."""
