@@ -191,7 +191,7 @@ class Gateway:
                         await _finish(context, reply)
                         return
                     last = reply
-                    if reply.code not in RETRY_ON or _expired(deadline):
+                    if not _retriable(reply, context) or _expired(deadline):
                         await _finish(context, reply)
                         return
             if snap.table.may_degrade(route, method) and method.server_streaming is False:
@@ -374,6 +374,14 @@ def _attempt_timeout(deadline: float | None, route: RouteConfig) -> float:
 def _deadline_timeout(context: grpc.aio.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None else max(remaining, 0.0)
+
+
+def _retriable(reply: Reply, context: grpc.aio.ServicerContext) -> bool:
+    """A CANCELLED from upstream while our caller is still waiting means the upstream went
+    away mid-call (a server stopping cancels its calls): as retriable as UNAVAILABLE."""
+    if reply.code is grpc.StatusCode.CANCELLED:
+        return not context.cancelled()
+    return reply.code in RETRY_ON
 
 
 def _outcome(code: grpc.StatusCode) -> Outcome:

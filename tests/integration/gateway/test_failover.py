@@ -135,3 +135,13 @@ def test_retries_never_duplicate_a_non_idempotent_call(lab: Any) -> None:
     assert err.value.code() is grpc.StatusCode.UNAVAILABLE
     assert lab.echo_calls("Unary") - before > 1  # the retry-safe one was retried
     assert lab.counter("retries") == lab.echo_calls("Unary") - before - 1
+
+
+def test_upstream_cancellation_is_retried_for_retry_safe_calls(lab: Any) -> None:
+    """A stopping server cancels its calls; the caller did not cancel, so try elsewhere."""
+    unary = lab.channel.unary_unary(f"/{ECHO}/Unary")
+    before = lab.echo_calls("Unary")
+    with pytest.raises(grpc.RpcError) as err:
+        unary(_msg("fail:CANCELLED"), metadata=auth(), timeout=5)
+    assert err.value.code() is grpc.StatusCode.CANCELLED
+    assert lab.echo_calls("Unary") - before > 1
