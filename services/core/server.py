@@ -149,6 +149,22 @@ def _read(path: Path) -> bytes:
         raise OSError(f"cannot read TLS file {path}: {exc.strerror}") from exc
 
 
+def run_announced(build: Callable[[], tuple[Server, int, Callable[[], None]]]) -> int:
+    """Build a server, print the one line launchers and tests read ("listening on H:P"),
+    serve until SIGTERM/SIGINT, then run the server's cleanup. Returns the exit code."""
+
+    async def main() -> None:
+        server, port, cleanup = build()
+        try:
+            print(f"listening on {server.config.listen.host}:{port}", flush=True)
+            await serve(server)
+        finally:
+            cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
 async def serve(server: Server) -> None:
     """Start `server` and run until SIGTERM or SIGINT, then stop gracefully."""
     stopping = asyncio.Event()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.core.durable import fsync_dir, write_synced
+
 _VERSION = re.compile(r"^v(\d{4})-([0-9a-f]{8})$")
 REQUIRED = ("version", "checksum_sha256", "feature_schema", "metrics", "training_data_sha256")
 
@@ -54,10 +56,10 @@ class ModelRegistry:
             raise RegistryError(f"manifest lacks {', '.join(missing)}")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-        _write(staging / "model.onnx", onnx)
-        _write(staging / "manifest.json", json.dumps(full, indent=2, sort_keys=True).encode())
+        write_synced(staging / "model.onnx", onnx)
+        write_synced(staging / "manifest.json", json.dumps(full, indent=2, sort_keys=True).encode())
         os.rename(staging, self.root / version)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         if make_current:
             self.set_current(version)
         return version
@@ -66,9 +68,9 @@ class ModelRegistry:
         if version not in self.versions():
             raise RegistryError(f"no version {version} in {self.root}")
         tmp = self.root / ".CURRENT.tmp"
-        _write(tmp, version.encode())
+        write_synced(tmp, version.encode())
         os.replace(tmp, self.root / "CURRENT")
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def load(self, version: str | None = None) -> LoadedModel:
         """A version (default: CURRENT) whose bytes match its manifest's checksum."""
@@ -91,18 +93,3 @@ class ModelRegistry:
                 f"..., file {actual[:12]}...)"
             )
         return LoadedModel(version, manifest, onnx)
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

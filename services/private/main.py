@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from services.core.server import serve
+from services.core.server import Server, run_announced
 from services.private.app import BINDINGS, build_server
 from services.private.config import PrivateZoneConfig
 from services.topology import Endpoint, ServiceKind, Topology
@@ -55,14 +55,8 @@ def _topology_listen(args: argparse.Namespace, topology: Topology) -> Endpoint |
 
 
 def run(config: PrivateZoneConfig, services: list[str]) -> int:
-    async def main() -> None:
+    def build() -> tuple[Server, int, Callable[[], None]]:
         server, port, runtime = build_server(config, services)
-        try:
-            # The one line launchers and tests read to learn the port.
-            print(f"listening on {config.server.listen.host}:{port}", flush=True)
-            await serve(server)
-        finally:
-            runtime.close()
+        return server, port, runtime.close
 
-    asyncio.run(main())
-    return 0
+    return run_announced(build)

@@ -9,18 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_private_server(
-    workdir: Path, database_url: str, services: tuple[str, ...] = ("orders",)
-) -> tuple[subprocess.Popen[str], int]:
-    """`isthmus serve SERVICES` on 127.0.0.1:0 with key files in `workdir`; returns the process
-    and the port it printed. The caller stops it (SIGTERM) or kills it."""
-    config = workdir / "private.yaml"
-    config.write_text(
-        f"master_key: {{file: {workdir / 'master.key'}, create_if_missing: true}}\n"
-        f"hmac_key: {{file: {workdir / 'hmac.key'}, create_if_missing: true}}\n"
-    )
-    command = [sys.executable, "-m", "services.cli", "serve", *services]
-    command += ["--listen", "127.0.0.1:0", "--database-url", database_url, "--config", str(config)]
+def start_cli_server(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """`isthmus ARGS` (a command that prints "listening on H:P"); returns the process and the
+    port. The caller stops it (SIGTERM) or kills it."""
+    command = [sys.executable, "-m", "services.cli", *args]
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -31,3 +23,24 @@ def start_private_server(
         proc.wait(10)
         raise RuntimeError(f"server did not start: {line!r}")
     return proc, int(line.rsplit(":", 1)[1])
+
+
+def start_private_server(
+    workdir: Path, database_url: str, services: tuple[str, ...] = ("orders",)
+) -> tuple[subprocess.Popen[str], int]:
+    """`isthmus serve SERVICES` on 127.0.0.1:0 with key files in `workdir`."""
+    config = workdir / "private.yaml"
+    config.write_text(
+        f"master_key: {{file: {workdir / 'master.key'}, create_if_missing: true}}\n"
+        f"hmac_key: {{file: {workdir / 'hmac.key'}, create_if_missing: true}}\n"
+    )
+    return start_cli_server(
+        "serve",
+        *services,
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        database_url,
+        "--config",
+        str(config),
+    )

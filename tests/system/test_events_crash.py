@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,32 +14,13 @@ from google.protobuf import timestamp_pb2
 
 from isthmus.events.v1 import events_pb2 as pb
 from isthmus.events.v1 import events_pb2_grpc
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import start_cli_server
 
 
 def start(landing: Path) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "serve",
-            "events",
-            "--listen",
-            "127.0.0.1:0",
-            "--landing-dir",
-            str(landing),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    return start_cli_server(
+        "serve", "events", "--listen", "127.0.0.1:0", "--landing-dir", str(landing)
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    return proc, int(line.rsplit(":", 1)[1])
 
 
 def track(port: int, event_ids: list[str]) -> pb.TrackResponse:

@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from services.core.durable import fsync_dir, write_synced
+
 INCOMING = "_incoming"
 
 
@@ -54,14 +56,11 @@ class LandingLog:
         partition.mkdir(parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%dT%H%M%S', stamp)}-{uuid.uuid4().hex}.jsonl"
         staging = self.root / INCOMING / name
-        with open(staging, "wb") as out:
-            for record in records:
-                out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
+        lines = [json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records]
+        write_synced(staging, b"".join(lines))
         final = partition / name
         os.rename(staging, final)
-        _fsync_dir(partition)
+        fsync_dir(partition)
         with self._lock:
             self._index.executemany(
                 "INSERT OR IGNORE INTO seen (event_id) VALUES (?)",
@@ -72,11 +71,3 @@ class LandingLog:
 
     def close(self) -> None:
         self._index.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

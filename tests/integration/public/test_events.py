@@ -46,16 +46,16 @@ def landed(root: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def events_server(loop_thread: Any, tmp_path: Path) -> Any:
     async def start() -> Any:
-        server, port, log = build_server(ServerConfig(), tmp_path / "landing")
+        server, port, cleanup = build_server(ServerConfig(), tmp_path / "landing")
         await server.start()
-        return server, port, log
+        return server, port, cleanup
 
-    server, port, log = loop_thread.run(start())
+    server, port, cleanup = loop_thread.run(start())
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield events_pb2_grpc.EventServiceStub(channel), tmp_path / "landing"
     channel.close()
     loop_thread.run(server.stop(0))
-    log.close()
+    cleanup()
 
 
 def test_good_events_are_kept_and_bad_ones_rejected_one_by_one(events_server: Any) -> None:
