@@ -227,16 +227,7 @@ class Gateway:
         endpoint = cluster.endpoint(address)
         assert endpoint is not None
         self.counters["attempts"].add(1, {"cluster": cluster.config.name})
-        span = self.telemetry.tracer.start_span(
-            method.path.lstrip("/"),
-            kind=SpanKind.CLIENT,
-            attributes={
-                "rpc.system.name": "grpc",
-                "rpc.method": method.path.lstrip("/"),
-                "server.address": address.rsplit(":", 1)[0],
-                "server.port": int(address.rsplit(":", 1)[1]),
-            },
-        )
+        span = self._client_span(method, address)
         metadata = _upstream_metadata(context, caller, span)
         endpoint.in_flight += 1
         call: Any = None
@@ -316,7 +307,7 @@ class Gateway:
         endpoint = cluster.endpoint(address)
         assert endpoint is not None
         self.counters["attempts"].add(1, {"cluster": cluster.config.name})
-        span = self.telemetry.tracer.start_span(method.path.lstrip("/"), kind=SpanKind.CLIENT)
+        span = self._client_span(method, address)
         metadata = _upstream_metadata(context, caller, span)
         timeout = _deadline_timeout(context)
         endpoint.in_flight += 1
@@ -345,6 +336,21 @@ class Gateway:
             endpoint.in_flight -= 1
             span.set_attribute("rpc.response.status_code", reply.code.name)
             span.end()
+
+    def _client_span(self, method: MethodInfo, address: str) -> trace.Span:
+        """The CLIENT span of one attempt (current RPC semantic conventions)."""
+        host, _, port = address.rpartition(":")
+        name = method.path.lstrip("/")
+        return self.telemetry.tracer.start_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "rpc.system.name": "grpc",
+                "rpc.method": name,
+                "server.address": host,
+                "server.port": int(port),
+            },
+        )
 
     def _route(self, snap: Snapshot, method: MethodInfo) -> RouteConfig:
         route = snap.table.route_for(method.path)
