@@ -73,13 +73,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train", help="train the CTR model on the Open Bandit logs and publish it")
 
-    serve = sub.add_parser("serve", help="run private-zone services (profile, orders)")
+    serve = sub.add_parser(
+        "serve", help="run a zone's services (profile, orders; events; ads on Ray Serve)"
+    )
     serve.add_argument(
         "--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})"
     )
     from services.private.main import add_arguments
+    from services.public.ads.main import add_arguments as ads_arguments
 
     add_arguments(serve)
+    ads_arguments(serve)
     serve.set_defaults(handler=_serve)
 
     for name, (summary, issue) in PLANNED.items():
@@ -127,6 +131,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.services == ["events"]:
         return _serve_events(args)
+    if args.services == ["ads"]:
+        from services.public.ads.main import serve_ads
+
+        return serve_ads(args, load_topology(args.topology or constants.topology_path_from_env()))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     topology = load_topology(args.topology or constants.topology_path_from_env())

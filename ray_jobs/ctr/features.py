@@ -53,6 +53,18 @@ def training_frame(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def item_catalogue(items: pd.DataFrame) -> dict[str, dict[str, str | float]]:
+    """Item features by item id, as the manifest carries them to the ranking service."""
+    item_features = [f for f in SCHEMA if f.source == "item"]
+    catalogue: dict[str, dict[str, str | float]] = {}
+    for row in items.to_dict(orient="records"):
+        catalogue[str(row["item_id"])] = {
+            f.name: float(row[f.name]) if f.dtype == "float" else str(row[f.name])
+            for f in item_features
+        }
+    return catalogue
+
+
 def onnx_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The dict onnxruntime takes: one [N, 1] tensor per feature."""
     inputs: dict[str, np.ndarray] = {}

@@ -85,6 +85,8 @@ def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> Tra
         "model": "ctr-logistic-regression",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "feature_schema": [f.as_dict() for f in features.SCHEMA],
+        # Serving looks a candidate's item features up here by its item_id.
+        "item_features": features.item_catalogue(logs.items),
         "output": {"name": "probabilities", "column": 1},
         "metrics": evaluation,
         "onnx_sklearn_max_abs_diff": parity,

@@ -93,3 +93,56 @@ class ModelRegistry:
                 f"..., file {actual[:12]}...)"
             )
         return LoadedModel(version, manifest, onnx)
+
+    # --- rollout: which versions serve, and how traffic splits between them -------------------
+
+    def rollout(self) -> Rollout:
+        """The serving plan: CURRENT as stable, plus the canary named in ROLLOUT.json, if any."""
+        stable = self.current()
+        if stable is None:
+            raise RegistryError(f"no current model in {self.root}")
+        path = self.root / "ROLLOUT.json"
+        if not path.exists():
+            return Rollout(stable=stable)
+        try:
+            raw = json.loads(path.read_text())
+            canary, weight = str(raw["canary"]), float(raw["canary_weight"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(f"{path} is unreadable: {exc}") from exc
+        return Rollout(stable=stable, canary=canary, canary_weight=weight)
+
+    def set_canary(self, version: str, weight: float) -> None:
+        """Send `weight` (0 < w < 1) of traffic to `version`, the rest to CURRENT."""
+        if version not in self.versions():
+            raise RegistryError(f"no version {version} in {self.root}")
+        if not 0.0 < weight < 1.0:
+            raise RegistryError(f"canary weight must be between 0 and 1 exclusive, got {weight}")
+        if version == self.current():
+            raise RegistryError(f"{version} is already CURRENT; a canary must be another version")
+        body = json.dumps({"canary": version, "canary_weight": weight}).encode()
+        tmp = self.root / ".ROLLOUT.tmp"
+        write_synced(tmp, body)
+        os.replace(tmp, self.root / "ROLLOUT.json")
+        fsync_dir(self.root)
+
+    def clear_canary(self) -> None:
+        path = self.root / "ROLLOUT.json"
+        if path.exists():
+            path.unlink()
+            fsync_dir(self.root)
+
+    def promote_canary(self) -> str:
+        """Make the canary CURRENT and end the split; returns the promoted version."""
+        plan = self.rollout()
+        if plan.canary is None:
+            raise RegistryError("there is no canary to promote")
+        self.set_current(plan.canary)
+        self.clear_canary()
+        return plan.canary
+
+
+@dataclass(frozen=True)
+class Rollout:
+    stable: str
+    canary: str | None = None
+    canary_weight: float = 0.0

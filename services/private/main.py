@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "services", nargs="+", choices=sorted([*BINDINGS, "events"]), help="what to serve"
+        "services", nargs="+", choices=sorted([*BINDINGS, "events", "ads"]), help="what to serve"
     )
     parser.add_argument(
         "--landing-dir",

@@ -1,0 +1,114 @@
+"""The Ray Serve deployment that answers `isthmus.ads.v1.AdService/Rank` over Serve's gRPC
+ingress (through Serve's proxy, or straight to each replica's direct-ingress port).
+
+Each replica wraps a `RankService`: it loads the registry's rollout at start (a replica with
+no loadable model fails its start, with the registry's message), then refreshes models, rules
+and features in the background; a new version is loaded beside the old one and swapped in,
+so no call fails during a swap. Errors become gRPC statuses through `to_status`, the one
+mapping in the codebase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.metrics import Counter
+
+from isthmus.ads.v1 import ads_pb2
+from services.core.errors import to_status
+from services.public.ads.config import AdsConfig
+from services.public.ads.service import RankService, SnapshotLoader
+
+log = logging.getLogger(__name__)
+DEPLOYMENT = "AdRanker"
+SERVICER = "isthmus.ads.v1.ads_pb2_grpc.add_AdServiceServicer_to_server"
+
+
+def snapshot_loader() -> SnapshotLoader:
+    """Feature snapshots as the Spark export publishes them."""
+    from services.public.ads.service import no_snapshots
+
+    return no_snapshots
+
+
+@serve.deployment(name=DEPLOYMENT)
+class AdRanker:
+    def __init__(self, config: dict[str, Any]) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self._config = AdsConfig.model_validate(config)
+        self._service = RankService(self._config, snapshot_loader())
+        self._answers = Counter(
+            "isthmus_rank_answers",
+            description="Rank answers by model version (shows a canary split).",
+            tag_keys=("model_version",),
+        )
+        batching = self._config.batching
+        self._batched = batching.enabled
+        if batching.enabled:
+            batcher: Any = self._rank_batch
+            batcher.set_max_batch_size(batching.max_batch_size)
+            batcher.set_batch_wait_timeout_s(batching.wait_timeout_s)
+        self._refresher = asyncio.get_event_loop().create_task(self._refresh_forever())
+        log.info("ranking replica ready: %s", self._service.health())
+
+    async def Rank(
+        self, request: ads_pb2.RankRequest, grpc_context: Any = None
+    ) -> ads_pb2.RankResponse:
+        try:
+            if self._batched:
+                answer = await self._rank_batch(request)
+                if isinstance(answer, Exception):
+                    raise answer
+            else:
+                answer = self._service.rank(request)
+        except Exception as exc:
+            reply = to_status(exc)
+            if reply.code.name == "INTERNAL":
+                log.exception("Rank failed")
+            if grpc_context is not None:
+                grpc_context.set_code(reply.code)
+                grpc_context.set_details(reply.message)
+                if reply.trailing_metadata:
+                    grpc_context.set_trailing_metadata(list(reply.trailing_metadata))
+            return ads_pb2.RankResponse()
+        self._answers.inc(tags={"model_version": answer.model_version})
+        return answer
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    async def _rank_batch(
+        self, requests: list[ads_pb2.RankRequest]
+    ) -> list[ads_pb2.RankResponse | Exception]:
+        return self._service.rank_many(requests)
+
+    def check_health(self) -> None:
+        """Serve's health check: a replica whose model is not ready is unhealthy."""
+        if not self._service.models.stable.ready:
+            raise RuntimeError("model not ready")
+
+    def status(self) -> dict[str, Any]:
+        health = self._service.health()
+        return {**health.__dict__, "served": dict(self._service.served)}
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.refresh_interval_s)
+            try:
+                if await asyncio.to_thread(self._service.refresh):
+                    log.info("refreshed: %s", self._service.health())
+            except Exception:
+                log.exception("refresh failed; serving what was loaded")
+
+
+def build_app(config: AdsConfig) -> Any:
+    """The Serve application, with autoscaling and replica options from config."""
+    deployment: Any = AdRanker  # a serve.Deployment once decorated
+    return deployment.options(
+        autoscaling_config=config.autoscaling.to_serve(),
+        max_ongoing_requests=config.max_ongoing_requests,
+        ray_actor_options={"num_cpus": config.replica_num_cpus},
+        health_check_period_s=2.0,
+        graceful_shutdown_timeout_s=max(5.0, config.drain_period_s + 2.0),
+    ).bind(config.model_dump(mode="json"))

@@ -1,0 +1,136 @@
+"""The ranking decision for one request, as pure functions: validate, assemble the model's
+inputs, and turn scores into an answer (eCPM = pCTR x bid, rules, top-k)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from isthmus.ads.v1 import ads_pb2
+from services.core.validation import Violations
+from services.public.ads.rules import RuleSet, diversify, screen
+
+REGION = re.compile(r"^[A-Z]{2}$")
+CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def validate(request: ads_pb2.RankRequest, max_candidates: int) -> None:
+    """Raise InvalidArgument naming every problem (never echoing values)."""
+    v = Violations()
+    v.token("request_id", request.request_id, max_len=128)
+    v.token("pseudonymous_user_id", request.pseudonymous_user_id, required=False, max_len=64)
+    if not request.HasField("context"):
+        v.add("context", "is required")
+    else:
+        context = request.context
+        v.token("context.placement_id", context.placement_id, max_len=128)
+        if not 1 <= context.slot_count <= 100:
+            v.add("context.slot_count", "must be 1 to 100")
+        if context.region_code and not REGION.match(context.region_code):
+            v.add("context.region_code", "must be two upper-case letters (ISO 3166-1 alpha-2)")
+    if request.max_results > 1000:
+        v.add("max_results", "must be at most 1000")
+    count = len(request.candidates)
+    if not 1 <= count <= max_candidates:
+        v.add("candidates", f"must hold 1 to {max_candidates} entries (got {count})")
+    seen: set[str] = set()
+    for i, candidate in enumerate(request.candidates[:max_candidates]):
+        where = f"candidates[{i}]"
+        if v.token(f"{where}.ad_id", candidate.ad_id, max_len=128):
+            if candidate.ad_id in seen:
+                v.add(f"{where}.ad_id", "repeats an earlier candidate's ad_id")
+            seen.add(candidate.ad_id)
+        v.token(f"{where}.campaign_id", candidate.campaign_id, max_len=128)
+        v.token(f"{where}.advertiser_id", candidate.advertiser_id, required=False, max_len=128)
+        v.token(f"{where}.item_id", candidate.item_id, required=False, max_len=128)
+        if candidate.cpc_bid_micros <= 0:
+            v.add(f"{where}.cpc_bid_micros", "must be greater than 0")
+        for j, category in enumerate(candidate.categories):
+            if not CATEGORY.match(category) or len(category) > 64:
+                v.add(f"{where}.categories[{j}]", "must be lower-case [a-z0-9_-], 1 to 64 chars")
+        if len(v.items) > 50:
+            break  # enough to fix; do not build a megabyte of errors
+    v.raise_if_any()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    dtype: str  # "string" | "float"
+    default: str | float
+    source: str  # "user" | "item" | "context"
+
+    @classmethod
+    def from_manifest(cls, schema: Sequence[Mapping[str, Any]]) -> tuple[FeatureSpec, ...]:
+        return tuple(
+            cls(str(f["name"]), str(f["dtype"]), f["default"], str(f["source"])) for f in schema
+        )
+
+
+def model_inputs(
+    schema: Sequence[FeatureSpec],
+    candidates: Sequence[ads_pb2.Candidate],
+    items: Mapping[str, Mapping[str, str | float]],
+    user: Mapping[str, object] | None,
+) -> dict[str, np.ndarray]:
+    """One [N, 1] tensor per feature, N = number of candidates: item features by item_id from
+    the catalogue, user features from the snapshot row, context features at their serving
+    defaults; anything missing takes the schema's default."""
+    n = len(candidates)
+    inputs: dict[str, np.ndarray] = {}
+    for feature in schema:
+        if feature.source == "item":
+            values: list[object] = [
+                items.get(c.item_id, {}).get(feature.name, feature.default) for c in candidates
+            ]
+        elif feature.source == "user" and user is not None and user.get(feature.name) is not None:
+            values = [user[feature.name]] * n
+        else:
+            values = [feature.default] * n
+        if feature.dtype == "string":
+            inputs[feature.name] = np.array([str(x) for x in values], dtype=object).reshape(n, 1)
+        else:
+            numbers = [float(x) if isinstance(x, int | float | str) else 0.0 for x in values]
+            inputs[feature.name] = np.array(numbers, dtype=np.float32).reshape(n, 1)
+    return inputs
+
+
+def stack(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Inputs of several requests as one batch (rows concatenated per feature)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def decide(
+    request: ads_pb2.RankRequest,
+    pctr: np.ndarray,
+    rules: RuleSet,
+    model_version: str,
+) -> ads_pb2.RankResponse:
+    """Scores to answer: rules screen candidates, eCPM orders them, diversity caps, top-k."""
+    candidates = request.candidates
+    eligible, excluded = screen(candidates, request.context, rules)
+    ecpm = [float(pctr[i]) * candidates[i].cpc_bid_micros * 1000.0 for i in eligible]
+    order = sorted(range(len(eligible)), key=lambda k: (-ecpm[k], candidates[eligible[k]].ad_id))
+    ranked = [eligible[k] for k in order]
+    limit = request.max_results or request.context.slot_count
+    chosen, skipped = diversify(ranked, candidates, rules, limit)
+    response = ads_pb2.RankResponse(request_id=request.request_id, model_version=model_version)
+    for position, index in enumerate(chosen, start=1):
+        candidate = candidates[index]
+        p = float(pctr[index])
+        response.ads.add(
+            ad_id=candidate.ad_id,
+            campaign_id=candidate.campaign_id,
+            position=position,
+            pctr=p,
+            ecpm_micros=p * candidate.cpc_bid_micros * 1000.0,
+        )
+    for ad_id, rule in excluded + skipped:
+        response.exclusions.add(ad_id=ad_id, rule=rule)
+    return response
