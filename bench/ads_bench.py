@@ -1,0 +1,232 @@
+"""Ranking throughput, one run, same model, 100 candidates per request:
+(a) RankService in process, (b) a plain grpc.aio server around it, (c) Ray Serve's gRPC path
+(direct ingress to the replica, as the gateway calls it; Serve's proxy alongside for
+reference), then an autoscale step test (load step -> replicas over time).
+
+    .venv/bin/python -m bench.ads_bench [--seconds 10] [--concurrency 8] [--no-step]
+
+Writes bench/results/ads.json and bench/results/ads_autoscale.{json,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.grpc_load import LoadResult, _process
+from services.models.registry import ModelRegistry
+from services.public.ads.config import AdsConfig
+from services.public.ads.service import RankService
+from tests.support.ads_zone import BalancedLoad, rank_request, start_ads_zone
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PATH = "/isthmus.ads.v1.AdService/Rank"
+CANDIDATES = 100
+
+
+def ensure_model(registry: Path) -> str:
+    """The real model (trained on the Open Bandit logs), training it if there is none."""
+    current = ModelRegistry(registry).current()
+    if current is None:
+        subprocess.run([sys.executable, "-m", "services.cli", "train"], cwd=ROOT, check=True)
+        current = ModelRegistry(registry).current()
+    assert current is not None
+    return current
+
+
+def summarise(result: LoadResult) -> dict[str, Any]:
+    out = result.summary()
+    out["rows_per_s"] = round(result.rps * CANDIDATES, 0)
+    return out
+
+
+def in_process(config: AdsConfig, seconds: float) -> dict[str, Any]:
+    service = RankService(config)
+    request = rank_request(CANDIDATES, "bench", user="user-1")
+    for _ in range(50):
+        service.rank(request)
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        started = time.perf_counter()
+        service.rank(request)
+        latencies.append(time.perf_counter() - started)
+    return summarise(LoadResult(len(latencies), {}, seconds, latencies))
+
+
+def balanced_load(
+    targets: list[str], concurrency: int, seconds: float, metadata: tuple[tuple[str, str], ...]
+) -> LoadResult:
+    """grpc_load's closed loop, one client process per target (the caller balances)."""
+    import multiprocessing as mp
+
+    request = rank_request(CANDIDATES, "bench", user="user-1").SerializeToString()
+    processes = max(2, len(targets))
+    per = max(1, concurrency // processes)
+    jobs = [
+        (targets[i % len(targets)], PATH, request, metadata, per, seconds) for i in range(processes)
+    ]
+    started = time.perf_counter()
+    with mp.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_process, jobs)
+    elapsed = min(seconds, time.perf_counter() - started)
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    for part in parts:
+        errors.update(part[1])
+        latencies.extend(part[2])
+    return LoadResult(sum(p[0] for p in parts), dict(errors), elapsed, latencies)
+
+
+def plain_grpc(config: AdsConfig, concurrency: int, seconds: float) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.ads_plain_server", config.model_dump_json()],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        return summarise(balanced_load([f"127.0.0.1:{port}"], concurrency, seconds, ()))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def zone_config(registry: Path, autoscaling: dict[str, Any]) -> str:
+    return json.dumps(
+        {"registry_dir": str(registry), "features_dir": None, "autoscaling": autoscaling}
+    )
+
+
+def serve_path(workdir: Path, registry: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+    fixed = {"min_replicas": 1, "max_replicas": 1}
+    zone = start_ads_zone(workdir / "fixed", zone_config(registry, fixed))
+    try:
+        targets = zone.wait_endpoints(1)
+        direct = summarise(balanced_load(targets, concurrency, seconds, ()))
+        proxy = summarise(
+            balanced_load(
+                [f"127.0.0.1:{zone.grpc_port}"], concurrency, seconds, (("application", "ads"),)
+            )
+        )
+    finally:
+        zone.stop()
+    return {"direct_ingress": direct, "serve_proxy": proxy}
+
+
+def autoscale_step(workdir: Path, registry: Path, low: int, high: int) -> dict[str, Any]:
+    """Low load, a step to high load, then none: replicas and calls/s sampled every 0.5 s,
+    with the shipped peak-season autoscaling defaults."""
+    zone = start_ads_zone(workdir / "step", zone_config(registry, {}))
+    samples: list[dict[str, Any]] = []
+    try:
+        zone.wait_endpoints(1)
+        started = time.monotonic()
+        phases = [("low", low, 15.0), ("step", high, 45.0), ("idle", 0, 100.0)]
+        totals = {"ok": 0, "errors": 0}
+        for name, threads, length in phases:
+            load = BalancedLoad(zone, threads) if threads else None
+            if load:
+                load.__enter__()
+            end = time.monotonic() + length
+            last_ok = 0
+            while time.monotonic() < end:
+                time.sleep(0.5)
+                ok = load.stats.ok if load else 0
+                samples.append(
+                    {
+                        "t_s": round(time.monotonic() - started, 2),
+                        "phase": name,
+                        "in_flight_target": threads,
+                        "replicas": zone.running_replicas(),
+                        "calls_per_s": (ok - last_ok) * 2,
+                    }
+                )
+                last_ok = ok
+            if load:
+                load.__exit__(None, None, None)
+                totals["ok"] += load.stats.ok
+                totals["errors"] += sum(load.stats.errors.values())
+    finally:
+        zone.stop()
+    return {"samples": samples, "calls": totals, "config": AdsConfig().autoscaling.to_serve()}
+
+
+def plot(step: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [s["t_s"] for s in step["samples"]]
+    fig, left = plt.subplots(figsize=(9, 4.5))
+    left.step(t, [s["replicas"] for s in step["samples"]], where="post", color="tab:blue")
+    left.set_xlabel("seconds")
+    left.set_ylabel("running replicas", color="tab:blue")
+    right = left.twinx()
+    right.plot(t, [s["calls_per_s"] for s in step["samples"]], color="tab:orange", alpha=0.6)
+    right.plot(t, [s["in_flight_target"] for s in step["samples"]], color="tab:gray", ls="--")
+    right.set_ylabel("calls/s (orange), client threads (dashed)")
+    left.set_title("AdService autoscaling: load step and replicas (Ray Serve, direct ingress)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-step", action="store_true", help="skip the autoscale step test")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    version = ensure_model(ROOT / "var" / "models")
+    workdir = Path(tempfile.mkdtemp(prefix="isthmus-ads-bench-"))
+    registry = workdir / "models"
+    shutil.copytree(ROOT / "var" / "models", registry)
+    config = AdsConfig(registry_dir=registry, features_dir=None).resolved()
+    load_before = os.getloadavg()
+    a = in_process(config, args.seconds)
+    b = plain_grpc(config, args.concurrency, args.seconds)
+    c = serve_path(workdir, registry, args.concurrency, args.seconds)
+    result = {
+        "model_version": version,
+        "candidates_per_request": CANDIDATES,
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before},
+        "a_in_process": a,
+        "b_plain_grpc_aio": b,
+        "c_serve_direct_ingress": c["direct_ingress"],
+        "c_serve_proxy": c["serve_proxy"],
+        "ratios": {
+            "c_over_b_rps": round(c["direct_ingress"]["rps"] / b["rps"], 3),
+            "c_over_b_p50": round(c["direct_ingress"]["p50_ms"] / b["p50_ms"], 3),
+            "b_over_a_rps": round(b["rps"] / a["rps"], 3),
+            "proxy_over_b_rps": round(c["serve_proxy"]["rps"] / b["rps"], 3),
+        },
+    }
+    (RESULTS / "ads.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if not args.no_step:
+        step = autoscale_step(workdir, registry, low=2, high=24)
+        (RESULTS / "ads_autoscale.json").write_text(json.dumps(step, indent=1) + "\n")
+        plot(step, RESULTS / "ads_autoscale.png")
+        peak = max(s["replicas"] for s in step["samples"])
+        print(json.dumps({"peak_replicas": peak, "calls": step["calls"]}))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
