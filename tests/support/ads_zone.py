@@ -44,10 +44,11 @@ class AdsZoneProcess:
             return 0
 
     def wait_endpoints(self, at_least: int = 1, timeout_s: float = 120) -> list[str]:
+        """Wait for `at_least` published endpoints and running replicas."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             found = self.endpoints()
-            if len(found) >= at_least:
+            if len(found) >= at_least and self.running_replicas() >= at_least:
                 return found
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ads zone exited with {self.proc.returncode}")
@@ -112,7 +113,7 @@ def rank_request(n: int, request_id: str, user: str = "") -> ads_pb2.RankRequest
                 campaign_id=f"c-{i % 7}",
                 item_id=str(i % 80),
                 cpc_bid_micros=500_000 + 1000 * i,
-                categories=["shoes" if i % 2 else "bags"],
+                categories=[f"cat-{i % 5}"],
             )
             for i in range(n)
         ],

@@ -25,7 +25,7 @@ drain_period_s: 3
 autoscaling:
   min_replicas: 1
   max_replicas: 3
-  target_ongoing_requests: 2
+  target_ongoing_requests: 1
   upscale_delay_s: 1
   downscale_delay_s: 6
   look_back_period_s: 3
@@ -101,7 +101,8 @@ def test_scales_up_under_load_swaps_model_without_failures_and_scales_down(
         replicas.append((round(time.monotonic() - started, 1), count))
         return count
 
-    with BalancedLoad(zone, threads=12) as load:
+    # Heavy requests (500 candidates) so the replica, not this client, is the bottleneck.
+    with BalancedLoad(zone, threads=12, candidates=500) as load:
         deadline = time.monotonic() + 90
         while sample() < 2 and time.monotonic() < deadline:
             time.sleep(0.5)

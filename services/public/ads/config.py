@@ -99,6 +99,9 @@ class AdsConfig(_Strict):
         default=0.5, gt=0, description="Logical CPUs one replica reserves (sets the ceiling)."
     )
     ort_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads.")
+    worker_threads: int = Field(
+        default=1, ge=1, description="Threads per replica that rank (calls queue for them)."
+    )
     max_ongoing_requests: int = Field(
         default=32, ge=1, description="Per replica; Serve's default 5 rejects under load."
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray import serve
@@ -45,6 +46,11 @@ class AdRanker:
             description="Rank answers by model version (shows a canary split).",
             tag_keys=("model_version",),
         )
+        # Ranking runs on a worker thread, not on the replica's event loop: the loop stays free
+        # to accept calls, so calls waiting for the worker count as ongoing requests, which
+        # is the load signal Serve's autoscaler scales on. (Ranked on the loop, a replica
+        # never shows more than one call in flight, however long the queue outside it.)
+        self._worker = ThreadPoolExecutor(self._config.worker_threads, "rank")
         batching = self._config.batching
         self._batched = batching.enabled
         if batching.enabled:
@@ -63,7 +69,8 @@ class AdRanker:
                 if isinstance(answer, Exception):
                     raise answer
             else:
-                answer = self._service.rank(request)
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self._worker, self._service.rank, request)
         except Exception as exc:
             reply = to_status(exc)
             if reply.code.name == "INTERNAL":
@@ -81,7 +88,8 @@ class AdRanker:
     async def _rank_batch(
         self, requests: list[ads_pb2.RankRequest]
     ) -> list[ads_pb2.RankResponse | Exception]:
-        return self._service.rank_many(requests)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self._service.rank_many, requests)
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose model is not ready is unhealthy."""
@@ -111,4 +119,6 @@ def build_app(config: AdsConfig) -> Any:
         ray_actor_options={"num_cpus": config.replica_num_cpus},
         health_check_period_s=2.0,
         graceful_shutdown_timeout_s=max(5.0, config.drain_period_s + 2.0),
+        # One log line per call costs more CPU than ranking it; the gateway logs calls.
+        logging_config={"enable_access_log": False},
     ).bind(config.model_dump(mode="json"))
