@@ -68,6 +68,7 @@ class AdsZoneProcess:
 
 def start_ads_zone(workdir: Path, config_yaml: str, port: int = 0) -> AdsZoneProcess:
     """`isthmus serve ads` in its own process group, with `config_yaml` as its AdsConfig."""
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "ads.yaml"
     config.write_text(config_yaml)
     run_dir = workdir / "run"

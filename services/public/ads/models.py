@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from services.models.registry import ModelRegistry, RegistryError, Rollout
-from services.public.ads.ranking import FeatureSpec
+from services.public.ads.ranking import FeatureSpec, ItemTable
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Predictor:
         self.version = version
         self.manifest = manifest
         self.schema = FeatureSpec.from_manifest(manifest["feature_schema"])
-        self.items: Mapping[str, Mapping[str, str | float]] = manifest.get("item_features", {})
+        self.items = ItemTable.build(self.schema, manifest.get("item_features", {}))
         output = manifest.get("output", {"name": "probabilities", "column": 1})
         self._output, self._column = str(output["name"]), int(output["column"])
         options = ort.SessionOptions()

@@ -11,15 +11,55 @@ from typing import Any
 import numpy as np
 
 from isthmus.ads.v1 import ads_pb2
-from services.core.validation import Violations
+from services.core.validation import TOKEN, Violations
 from services.public.ads.rules import RuleSet, diversify, screen
 
 REGION = re.compile(r"^[A-Z]{2}$")
 CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
+def _plausible(request: ads_pb2.RankRequest, max_candidates: int) -> bool:
+    """A fast pass for the common case (a valid request): True only if `validate` would find
+    nothing; on False, `validate` runs the full checks and names every problem."""
+    ok = TOKEN.match
+    context = request.context
+    if not (
+        request.HasField("context")
+        and 0 < len(request.request_id) <= 128
+        and ok(request.request_id)
+        and len(request.pseudonymous_user_id) <= 64
+        and (not request.pseudonymous_user_id or ok(request.pseudonymous_user_id))
+        and 0 < len(context.placement_id) <= 128
+        and ok(context.placement_id)
+        and 1 <= context.slot_count <= 100
+        and (not context.region_code or REGION.match(context.region_code))
+        and request.max_results <= 1000
+        and 1 <= len(request.candidates) <= max_candidates
+    ):
+        return False
+    seen: set[str] = set()
+    for c in request.candidates:
+        if not (
+            0 < len(c.ad_id) <= 128
+            and ok(c.ad_id)
+            and 0 < len(c.campaign_id) <= 128
+            and ok(c.campaign_id)
+            and len(c.advertiser_id) <= 128
+            and (not c.advertiser_id or ok(c.advertiser_id))
+            and len(c.item_id) <= 128
+            and (not c.item_id or ok(c.item_id))
+            and c.cpc_bid_micros > 0
+            and all(len(x) <= 64 and CATEGORY.match(x) for x in c.categories)
+        ):
+            return False
+        seen.add(c.ad_id)
+    return len(seen) == len(request.candidates)
+
+
 def validate(request: ads_pb2.RankRequest, max_candidates: int) -> None:
     """Raise InvalidArgument naming every problem (never echoing values)."""
+    if _plausible(request, max_candidates):
+        return
     v = Violations()
     v.token("request_id", request.request_id, max_len=128)
     v.token("pseudonymous_user_id", request.pseudonymous_user_id, required=False, max_len=64)
@@ -71,31 +111,57 @@ class FeatureSpec:
         )
 
 
+@dataclass(frozen=True)
+class ItemTable:
+    """Item features as columns, one row per catalogue item plus a last row of defaults, so a
+    request's item features are one gather per feature instead of a lookup per cell."""
+
+    index: Mapping[str, int]
+    columns: Mapping[str, np.ndarray]
+
+    @classmethod
+    def build(
+        cls, schema: Sequence[FeatureSpec], items: Mapping[str, Mapping[str, str | float]]
+    ) -> ItemTable:
+        ids = sorted(items)
+        columns: dict[str, np.ndarray] = {}
+        for feature in schema:
+            if feature.source != "item":
+                continue
+            values = [items[i].get(feature.name, feature.default) for i in ids]
+            values.append(feature.default)
+            if feature.dtype == "string":
+                columns[feature.name] = np.array([str(x) for x in values], dtype=object)
+            else:
+                columns[feature.name] = np.array(values, dtype=np.float32)
+        return cls({item: row for row, item in enumerate(ids)}, columns)
+
+
 def model_inputs(
     schema: Sequence[FeatureSpec],
     candidates: Sequence[ads_pb2.Candidate],
-    items: Mapping[str, Mapping[str, str | float]],
+    items: ItemTable,
     user: Mapping[str, object] | None,
 ) -> dict[str, np.ndarray]:
     """One [N, 1] tensor per feature, N = number of candidates: item features by item_id from
     the catalogue, user features from the snapshot row, context features at their serving
     defaults; anything missing takes the schema's default."""
     n = len(candidates)
+    missing = len(items.index)
+    rows = np.fromiter((items.index.get(c.item_id, missing) for c in candidates), np.intp, n)
     inputs: dict[str, np.ndarray] = {}
     for feature in schema:
-        if feature.source == "item":
-            values: list[object] = [
-                items.get(c.item_id, {}).get(feature.name, feature.default) for c in candidates
-            ]
-        elif feature.source == "user" and user is not None and user.get(feature.name) is not None:
-            values = [user[feature.name]] * n
-        else:
-            values = [feature.default] * n
+        if feature.source == "item" and feature.name in items.columns:
+            inputs[feature.name] = items.columns[feature.name][rows].reshape(n, 1)
+            continue
+        value: object = feature.default
+        if feature.source == "user" and user is not None and user.get(feature.name) is not None:
+            value = user[feature.name]
         if feature.dtype == "string":
-            inputs[feature.name] = np.array([str(x) for x in values], dtype=object).reshape(n, 1)
+            inputs[feature.name] = np.full((n, 1), str(value), dtype=object)
         else:
-            numbers = [float(x) if isinstance(x, int | float | str) else 0.0 for x in values]
-            inputs[feature.name] = np.array(numbers, dtype=np.float32).reshape(n, 1)
+            number = float(value) if isinstance(value, int | float | str) else 0.0
+            inputs[feature.name] = np.full((n, 1), number, dtype=np.float32)
     return inputs
 
 

@@ -20,6 +20,7 @@ compliance rule it could override, and two diversity rules with different caps.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,14 +170,14 @@ def contradictions(rules: Sequence[Rule]) -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # not slots: cached_property needs the instance dict
 class RuleSet:
     """Validated rules, sorted for evaluation, plus the budget lists they read."""
 
     rules: tuple[Rule, ...]
     exhausted: dict[str, frozenset[str]] = field(default_factory=dict)  # rule -> campaigns
 
-    @property
+    @functools.cached_property
     def candidate_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.kind is not RuleKind.DIVERSITY)
 
