@@ -13,8 +13,6 @@ from services import constants
 # Commands still to be built, and the issue that builds each; listed in --help so the shape of
 # the tool is visible, refused honestly when called.
 PLANNED = {
-    "up": ("start the local hybrid cloud (private zone, public zone on Ray, gateway)", 7),
-    "down": ("stop everything `up` started", 7),
     "demo": ("drive a compressed peak-season day through the gateway and report", 7),
     "sync": ("run the Spark sync and feature export jobs", 6),
 }
@@ -86,6 +84,27 @@ def _parser() -> argparse.ArgumentParser:
     ads_arguments(serve)
     serve.set_defaults(handler=_serve)
 
+    up = sub.add_parser(
+        "up", help="start the local hybrid cloud (private zone, public zone on Ray, gateway)"
+    )
+    up.add_argument("--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})")
+    up.add_argument("--run-dir", type=Path, default=Path("var/run"), help="state, logs, configs")
+    isolation = up.add_mutually_exclusive_group()
+    isolation.add_argument(
+        "--isolate",
+        dest="isolate",
+        action="store_true",
+        default=None,
+        help="zones in network namespaces (needs root; the default when root)",
+    )
+    isolation.add_argument(
+        "--no-isolate", dest="isolate", action="store_false", help="everything on loopback"
+    )
+    up.set_defaults(handler=_up)
+    down = sub.add_parser("down", help="stop everything `up` started")
+    down.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
+    down.set_defaults(handler=_down)
+
     for name, (summary, issue) in PLANNED.items():
         sub.add_parser(name, help=f"{summary} [planned, issue #{issue}]")
     return parser
@@ -149,6 +168,26 @@ def _serve_events(args: argparse.Namespace) -> int:
 
     listen = Endpoint.parse(args.listen or "127.0.0.1:50072")
     return app.run(ServerConfig(listen=listen), args.landing_dir)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from services.local import up
+    from services.topology import load_topology
+
+    topology = load_topology(args.topology or constants.topology_path_from_env())
+    try:
+        state = up.up(topology, args.run_dir, args.isolate)
+    except up.StartError as exc:
+        print(f"isthmus up: {exc}", file=sys.stderr)
+        return 1
+    print(up.describe(state, args.run_dir.resolve(), topology))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from services.local import up
+
+    return up.down(args.run_dir)
 
 
 def _plan(args: argparse.Namespace) -> int:

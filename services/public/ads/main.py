@@ -29,6 +29,8 @@ def serve_ads(args: argparse.Namespace, topology: Topology) -> int:
     run_dir: Path = args.run_dir
     endpoints = args.endpoints_file or run_dir / f"{service.name}.endpoints.json"
     ads = AdsZone(config, zone.ray or RayConfig(), port, endpoints, service.name, run_dir)
+    if args.advertise_host:
+        ads.advertise_host = args.advertise_host
     return run(ads)
 
 
@@ -36,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zone", help="ads only: public zone to run (default: the first)")
     parser.add_argument(
         "--run-dir", type=Path, default=Path("var/run"), help="ads only: Ray temp and state files"
+    )
+    parser.add_argument(
+        "--advertise-host",
+        help="ads only: address published for the replicas (default: loopback for a local Ray)",
     )
     parser.add_argument(
         "--endpoints-file",

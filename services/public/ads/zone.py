@@ -139,6 +139,10 @@ class AdsZone:
         self.status_file = endpoints_file.with_name(f"{service_name}.status.json")
         self.run_dir = run_dir
         self._stop = threading.Event()
+        # A local cluster's replicas listen on every interface of this host (or of the zone's
+        # namespace): callers on the host reach them over loopback, the gateway in its own
+        # namespace at the zone's address.
+        self.advertise_host: str | None = "127.0.0.1" if ray.address == "local" else None
 
     def start(self) -> None:
         import ray
@@ -178,10 +182,8 @@ class AdsZone:
         pending: Any = controller.get_target_groups.remote(self.config.app_name)
         groups: list[Any] = ray.get(pending, timeout=10)
         targets = grpc_targets(groups, self.config.app_name)
-        if self.ray.address == "local":
-            # A local cluster's replicas listen on every interface of this host; callers on
-            # the same host reach them over loopback.
-            targets = [Target("127.0.0.1", t.port, t.id) for t in targets]
+        if self.advertise_host is not None:
+            targets = [Target(self.advertise_host, t.port, t.id) for t in targets]
         if self.endpoints.publish(targets):
             log.info("replica endpoints: %s", [f"{t.host}:{t.port}" for t in targets])
         return targets
@@ -233,7 +235,7 @@ def run(zone: AdsZone) -> int:
     # After ray.init, which installs handlers of its own that would end the process at once.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: zone.stop())
-    print(f"listening on 127.0.0.1:{zone.grpc_port}", flush=True)
+    print(f"listening on {zone.advertise_host or '127.0.0.1'}:{zone.grpc_port}", flush=True)
     print(f"replica endpoints in {zone.endpoints.path}", flush=True)
     try:
         zone.watch()
