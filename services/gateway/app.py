@@ -19,7 +19,7 @@ from services.core.telemetry import Telemetry
 from services.gateway.admin import ADMIN_SERVICE, AdminServicer
 from services.gateway.config import GatewayConfig, from_topology
 from services.gateway.proxy import Gateway
-from services.gateway.upstream import HealthChecker
+from services.gateway.upstream import DiscoveryWatcher, HealthChecker
 from services.topology import load_topology
 
 
@@ -72,15 +72,27 @@ class GatewayRuntime:
     port: int
     gateway: Gateway
     health: HealthChecker
+    discovery: DiscoveryWatcher
+
+    async def start_background(self) -> None:
+        """Read endpoints files and check every endpoint (know who is up before taking
+        traffic), then keep doing both in the background."""
+        await self.discovery.poll_all()
+        await self.health.check_all()
+        self.health.start()
+        self.discovery.start()
+
+    async def stop_background(self) -> None:
+        await self.discovery.stop()
+        await self.health.stop()
 
     async def start(self) -> None:
-        await self.health.check_all()  # know who is up before taking traffic
-        self.health.start()
+        await self.start_background()
         await self.server.start()
 
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
-        await self.health.stop()
+        await self.stop_background()
         for cluster in self.gateway.snapshot.clusters.values():
             await cluster.close()
 
@@ -107,8 +119,10 @@ def build_gateway(
         ),
     ]
     server, port = create_server(config.server, bindings, telemetry)
-    health = HealthChecker(lambda: list(gateway.snapshot.clusters.values()), config.health_check)
-    return GatewayRuntime(server, port, gateway, health)
+    clusters = lambda: list(gateway.snapshot.clusters.values())  # noqa: E731
+    health = HealthChecker(clusters, config.health_check)
+    discovery = DiscoveryWatcher(clusters, health, config.discovery)
+    return GatewayRuntime(server, port, gateway, health, discovery)
 
 
 def load_gateway_config(topology_path: Path | None, gateway_path: Path | None) -> GatewayConfig:
@@ -133,13 +147,12 @@ def run(topology_path: Path | None, args: argparse.Namespace) -> int:
 
     async def main() -> None:
         runtime = build_gateway(load(), load)
-        await runtime.health.check_all()
-        runtime.health.start()
+        await runtime.start_background()
         print(f"listening on {runtime.server.config.listen.host}:{runtime.port}", flush=True)
         try:
             await serve(runtime.server)
         finally:
-            await runtime.health.stop()
+            await runtime.stop_background()
 
     asyncio.run(main())
     return 0

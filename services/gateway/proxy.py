@@ -165,6 +165,10 @@ class Gateway:
                             break
                         self.counters["retries"].add(1, {"route": route.name})
                         await asyncio.sleep(self.budget.backoff_s(attempt + 1, self.rng))
+                        # Pick again: endpoints may have come or gone during the back-off.
+                        endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
+                        if endpoint is None:
+                            break
                     exclude.add(endpoint.address)
                     tried_any = True
                     timeout = _attempt_timeout(deadline, route)
