@@ -27,43 +27,37 @@ class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
     """Hands every known, non-admin method to the gateway; unknown ones get UNIMPLEMENTED."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+        # One handler per method, made at start rather than per call.
+        self._handlers = {
+            path: _handler(gateway, method)
+            for path, method in gateway.methods.items()
+            if method.service != ADMIN_SERVICE
+        }
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        method = self._gateway.methods.get(handler_call_details.method)
-        if method is None or method.service == ADMIN_SERVICE:
-            return None
-        return _handler(self._gateway, method)
+        return self._handlers.get(handler_call_details.method)
 
 
 def _handler(gateway: Gateway, method: MethodInfo) -> grpc.RpcMethodHandler:
+    """Plain coroutines for all four shapes: unary responses are returned, streamed ones
+    written with context.write (no async-generator layer per message)."""
     if not method.client_streaming:
+
+        async def unary_request(request: bytes, context: grpc.aio.ServicerContext) -> Any:
+            return await gateway.unary_request(method, request, context)
+
         if method.server_streaming:
-            return grpc.unary_stream_rpc_method_handler(
-                lambda request, context: gateway.unary_request(method, request, context)
-            )
+            return grpc.unary_stream_rpc_method_handler(unary_request)
+        return grpc.unary_unary_rpc_method_handler(unary_request)
 
-        async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
-            result = None
-            async for message in gateway.unary_request(method, request, context):
-                result = message
-            return result
+    async def stream_request(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await gateway.stream_request(method, requests, context)
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary)
     if method.server_streaming:
-        return grpc.stream_stream_rpc_method_handler(
-            lambda requests, context: gateway.stream_request(method, requests, context)
-        )
-
-    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        result = None
-        async for message in gateway.stream_request(method, requests, context):
-            result = message
-        return result
-
-    return grpc.stream_unary_rpc_method_handler(stream_unary)
+        return grpc.stream_stream_rpc_method_handler(stream_request)
+    return grpc.stream_unary_rpc_method_handler(stream_request)
 
 
 @dataclass

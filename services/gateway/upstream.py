@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.contract.descriptors import MethodInfo
 from services.core.server import channel_credentials
 from services.gateway.balancer import EndpointState
 from services.gateway.config import (
@@ -56,6 +58,8 @@ class ClusterRuntime:
         self._slots = asyncio.Semaphore(breaker.max_requests)
         self._max_pending = breaker.max_pending
         self.pending = 0
+        self.labels = {"cluster": config.name}  # metric attributes
+        self._callables: dict[tuple[str, str], Any] = {}
         self.source = (
             FileEndpointSource(config.endpoints_file, config.name)
             if config.endpoints_file is not None
@@ -108,12 +112,27 @@ class ClusterRuntime:
             return
         # Rebind rather than mutate: a pick or health round iterating the old list is unharmed.
         self.endpoints = [e for e in self.endpoints if e not in done]
+        gone = {e.address for e in done}
+        self._callables = {k: v for k, v in self._callables.items() if k[0] not in gone}
         for endpoint in done:
             await self._channels.pop(endpoint.address).close()
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """A circuit-breaker slot; CircuitOpen when even the pending queue is full."""
+    def callable(self, address: str, method: MethodInfo) -> Any:
+        """The channel's multicallable for `method` (made once per endpoint and method)."""
+        key = (address, method.path)
+        found = self._callables.get(key)
+        if found is None:
+            channel = self._channels[address]
+            if method.client_streaming:
+                make = channel.stream_stream if method.server_streaming else channel.stream_unary
+            else:
+                make = channel.unary_stream if method.server_streaming else channel.unary_unary
+            found = self._callables[key] = make(method.path)
+        return found
+
+    async def acquire(self) -> None:
+        """A circuit-breaker slot (give it back with `release`); CircuitOpen when even the
+        pending queue is full."""
         if self._slots.locked():
             if self.pending >= self._max_pending:
                 raise CircuitOpen(f"cluster {self.config.name} is at its limits")
@@ -124,10 +143,9 @@ class ClusterRuntime:
                 self.pending -= 1
         else:
             await self._slots.acquire()
-        try:
-            yield
-        finally:
-            self._slots.release()
+
+    def release(self) -> None:
+        self._slots.release()
 
     async def close(self) -> None:
         for channel in self._channels.values():
