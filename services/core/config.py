@@ -46,6 +46,14 @@ class TelemetryConfig(BaseModel):
     metric_export_interval_s: float = Field(
         default=15.0, gt=0, description="OTLP metric push period in seconds."
     )
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded (by trace id). Parent-based: a call whose "
+        "caller sampled its trace is always recorded, and trace context propagates whether "
+        "recorded or not. Metrics see every call.",
+    )
 
 
 class CallerPolicy(BaseModel):

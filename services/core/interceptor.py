@@ -39,6 +39,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, telemetry: Telemetry, caller_policy: CallerPolicy) -> None:
         self._telemetry = telemetry
         self._caller_policy = caller_policy
+        # method -> (handler, its wrapper): servers hand out the same handler object per
+        # method, so wrapping once saves building handlers on every call. Only methods a
+        # handler exists for get here, so the cache is bounded by the server's methods.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -46,7 +50,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return None
-        return self._wrap(handler, handler_call_details.method)
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     @contextlib.asynccontextmanager
     async def call_scope(

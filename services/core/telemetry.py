@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -135,7 +136,8 @@ class Telemetry:
     ) -> Telemetry:
         """Build providers from config; extra processors/readers (e.g. in-memory) are added."""
         resource = Resource.create({SERVICE_NAME: config.service_name})
-        tracer_provider = TracerProvider(resource=resource)
+        sampler = ParentBased(TraceIdRatioBased(config.trace_sample_ratio))
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         for processor in [*_span_processors(config), *span_processors]:
             tracer_provider.add_span_processor(processor)
         view = View(

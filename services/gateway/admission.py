@@ -57,9 +57,10 @@ class Admission:
         return name
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> CallerConfig:
-        for name in peer_names_from_auth_context(context.auth_context()):
-            if name in self._by_cert:
-                return self._by_cert[name]
+        if self._by_cert:  # reading the auth context costs a dict per call: only if it can match
+            for name in peer_names_from_auth_context(context.auth_context()):
+                if name in self._by_cert:
+                    return self._by_cert[name]
         metadata = dict(context.invocation_metadata() or ())
         token = bearer_token(_text(metadata.get("authorization")))
         if token is not None:

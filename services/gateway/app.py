@@ -19,7 +19,7 @@ from services.core.telemetry import Telemetry
 from services.gateway.admin import ADMIN_SERVICE, AdminServicer
 from services.gateway.config import GatewayConfig, from_topology
 from services.gateway.proxy import Gateway
-from services.gateway.upstream import HealthChecker
+from services.gateway.upstream import DiscoveryWatcher, HealthChecker
 from services.topology import load_topology
 
 
@@ -27,43 +27,37 @@ class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
     """Hands every known, non-admin method to the gateway; unknown ones get UNIMPLEMENTED."""
 
     def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+        # One handler per method, made at start rather than per call.
+        self._handlers = {
+            path: _handler(gateway, method)
+            for path, method in gateway.methods.items()
+            if method.service != ADMIN_SERVICE
+        }
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        method = self._gateway.methods.get(handler_call_details.method)
-        if method is None or method.service == ADMIN_SERVICE:
-            return None
-        return _handler(self._gateway, method)
+        return self._handlers.get(handler_call_details.method)
 
 
 def _handler(gateway: Gateway, method: MethodInfo) -> grpc.RpcMethodHandler:
+    """Plain coroutines for all four shapes: unary responses are returned, streamed ones
+    written with context.write (no async-generator layer per message)."""
     if not method.client_streaming:
+
+        async def unary_request(request: bytes, context: grpc.aio.ServicerContext) -> Any:
+            return await gateway.unary_request(method, request, context)
+
         if method.server_streaming:
-            return grpc.unary_stream_rpc_method_handler(
-                lambda request, context: gateway.unary_request(method, request, context)
-            )
+            return grpc.unary_stream_rpc_method_handler(unary_request)
+        return grpc.unary_unary_rpc_method_handler(unary_request)
 
-        async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
-            result = None
-            async for message in gateway.unary_request(method, request, context):
-                result = message
-            return result
+    async def stream_request(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await gateway.stream_request(method, requests, context)
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary)
     if method.server_streaming:
-        return grpc.stream_stream_rpc_method_handler(
-            lambda requests, context: gateway.stream_request(method, requests, context)
-        )
-
-    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        result = None
-        async for message in gateway.stream_request(method, requests, context):
-            result = message
-        return result
-
-    return grpc.stream_unary_rpc_method_handler(stream_unary)
+        return grpc.stream_stream_rpc_method_handler(stream_request)
+    return grpc.stream_unary_rpc_method_handler(stream_request)
 
 
 @dataclass
@@ -72,15 +66,27 @@ class GatewayRuntime:
     port: int
     gateway: Gateway
     health: HealthChecker
+    discovery: DiscoveryWatcher
+
+    async def start_background(self) -> None:
+        """Read endpoints files and check every endpoint (know who is up before taking
+        traffic), then keep doing both in the background."""
+        await self.discovery.poll_all()
+        await self.health.check_all()
+        self.health.start()
+        self.discovery.start()
+
+    async def stop_background(self) -> None:
+        await self.discovery.stop()
+        await self.health.stop()
 
     async def start(self) -> None:
-        await self.health.check_all()  # know who is up before taking traffic
-        self.health.start()
+        await self.start_background()
         await self.server.start()
 
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
-        await self.health.stop()
+        await self.stop_background()
         for cluster in self.gateway.snapshot.clusters.values():
             await cluster.close()
 
@@ -107,8 +113,10 @@ def build_gateway(
         ),
     ]
     server, port = create_server(config.server, bindings, telemetry)
-    health = HealthChecker(lambda: list(gateway.snapshot.clusters.values()), config.health_check)
-    return GatewayRuntime(server, port, gateway, health)
+    clusters = lambda: list(gateway.snapshot.clusters.values())  # noqa: E731
+    health = HealthChecker(clusters, config.health_check)
+    discovery = DiscoveryWatcher(clusters, health, config.discovery)
+    return GatewayRuntime(server, port, gateway, health, discovery)
 
 
 def load_gateway_config(topology_path: Path | None, gateway_path: Path | None) -> GatewayConfig:
@@ -133,13 +141,12 @@ def run(topology_path: Path | None, args: argparse.Namespace) -> int:
 
     async def main() -> None:
         runtime = build_gateway(load(), load)
-        await runtime.health.check_all()
-        runtime.health.start()
+        await runtime.start_background()
         print(f"listening on {runtime.server.config.listen.host}:{runtime.port}", flush=True)
         try:
             await serve(runtime.server)
         finally:
-            await runtime.health.stop()
+            await runtime.stop_background()
 
     asyncio.run(main())
     return 0

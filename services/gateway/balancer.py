@@ -22,9 +22,10 @@ class EndpointState:
     ejection_count: int = 0
     healthy: bool = True  # from active health checks
     drained: bool = False  # by an operator
+    removed: bool = False  # gone from the endpoints file: drains, then is forgotten
 
     def available(self, now: float) -> bool:
-        return self.healthy and not self.drained and now >= self.ejected_until
+        return self.healthy and not self.drained and not self.removed and now >= self.ejected_until
 
     def ejected(self, now: float) -> bool:
         return now < self.ejected_until

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import Self
+from pathlib import Path
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +15,10 @@ from services.topology.model import Endpoint, TlsConfig, Topology, ZoneKind
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+HealthCheckKind = Literal["grpc_health", "serve_healthz"]
+SERVE_HEALTHZ = "/ray.serve.RayServeAPIService/Healthz"
 
 
 class RouteMatch(_Strict):
@@ -60,7 +65,28 @@ class ClusterConfig(_Strict):
     name: str = Field(description="Unique cluster name (the topology's service name).")
     zone: str = Field(description="Zone the endpoints run in.")
     zone_kind: ZoneKind = Field(description="private or public: decides what it may serve.")
-    endpoints: list[Endpoint] = Field(min_length=1, description="Upstream addresses.")
+    endpoints: list[Endpoint] = Field(
+        default_factory=list, description="Static upstream addresses (or endpoints_file)."
+    )
+    endpoints_file: Path | None = Field(
+        default=None,
+        description="Discovered endpoints: a JSON file the gateway polls (discovery.py). New "
+        "endpoints take traffic once a health check passes; vanished ones drain.",
+    )
+    health_check: HealthCheckKind = Field(
+        default="grpc_health",
+        description="grpc_health: grpc.health.v1 Check; serve_healthz: Ray Serve's "
+        f"{SERVE_HEALTHZ} with an empty body (OK = healthy, anything else = not).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if bool(self.endpoints) == (self.endpoints_file is not None):
+            raise ValueError(
+                f"cluster {self.name}: give endpoints or endpoints_file, exactly one "
+                f"({len(self.endpoints)} endpoints, endpoints_file={self.endpoints_file})"
+            )
+        return self
 
 
 class OutlierConfig(_Strict):
@@ -86,6 +112,14 @@ class HealthCheckConfig(_Strict):
     timeout_s: float = Field(default=0.5, gt=0, description="Time allowed for one check.")
     unhealthy_threshold: int = Field(default=2, ge=1, description="Failed checks to mark down.")
     healthy_threshold: int = Field(default=1, ge=1, description="Passed checks to mark up.")
+
+
+class DiscoveryConfig(_Strict):
+    """How often clusters with an endpoints_file look at it."""
+
+    poll_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="Time between looks at each endpoints file."
+    )
 
 
 class CircuitBreakerConfig(_Strict):
@@ -138,6 +172,9 @@ class GatewayConfig(_Strict):
     routes: list[RouteConfig] = Field(description="Ordered routes.")
     outlier: OutlierConfig = Field(default_factory=OutlierConfig, description="Ejection.")
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig, description="HC.")
+    discovery: DiscoveryConfig = Field(
+        default_factory=DiscoveryConfig, description="Endpoints-file polling."
+    )
     circuit_breaker: CircuitBreakerConfig = Field(
         default_factory=CircuitBreakerConfig, description="Per-cluster limits."
     )
@@ -180,7 +217,14 @@ def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
     """Clusters from every service in the topology; one route per proto service, in zone order
     (private zone first, then public zones by priority). `overrides` replace fields."""
     clusters = [
-        ClusterConfig(name=s.name, zone=z.name, zone_kind=z.kind, endpoints=s.endpoints)
+        ClusterConfig(
+            name=s.name,
+            zone=z.name,
+            zone_kind=z.kind,
+            endpoints=s.endpoints,
+            endpoints_file=s.endpoints_file,
+            health_check=s.health_check,
+        )
         for z in topology.zones
         for s in z.services
     ]

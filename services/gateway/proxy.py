@@ -13,14 +13,13 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from isthmus.ads.v1 import ads_pb2
 from services.contract.descriptors import MethodInfo
 from services.core.errors import DeadlineExceeded, Unavailable
 from services.core.telemetry import Telemetry
 from services.gateway.admission import Admission
-from services.gateway.balancer import RetryBudget, pick, record_outcome
+from services.gateway.balancer import EndpointState, RetryBudget, pick, record_outcome
 from services.gateway.config import GatewayConfig, Outcome, RouteConfig
 from services.gateway.degraded import bid_only_ranking
 from services.gateway.routing import RouteTable, build_route_table
@@ -60,10 +59,9 @@ _ENDPOINT_FAILURE = frozenset(
         grpc.StatusCode.DEADLINE_EXCEEDED,
     }
 )
-_PROPAGATOR = TraceContextTextMapPropagator()
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     """How one attempt ended."""
 
@@ -71,8 +69,19 @@ class Reply:
     details: str = ""
     initial: Metadata = ()
     trailing: Metadata = ()
-    message: bytes | None = None
+    message: bytes | None = None  # unary response
     messages_sent: int = 0  # streaming: responses already forwarded (no retry after the first)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the routing tables say about one method, worked out once per snapshot."""
+
+    route: RouteConfig
+    clusters: tuple[ClusterRuntime, ...]
+    attempts: int
+    may_degrade: bool
+    labels: dict[str, str]  # metric attributes of the route
 
 
 @dataclass
@@ -83,6 +92,24 @@ class Snapshot:
     table: RouteTable
     clusters: dict[str, ClusterRuntime]
     in_flight: int = field(default=0)
+    plans: dict[str, Plan] = field(default_factory=dict)
+
+    def plan(self, method: MethodInfo) -> Plan:
+        plan = self.plans.get(method.path)
+        if plan is None:
+            route = self.table.route_for(method.path)
+            if route is None:
+                raise Unavailable(f"no route for {method.path}")
+            eligible = self.table.eligible_clusters(route, method)
+            plan = Plan(
+                route,
+                tuple(self.clusters[c.name] for c in eligible),
+                self.table.attempts_per_cluster(route, method),
+                self.table.may_degrade(route, method) and not method.server_streaming,
+                {"route": route.name},
+            )
+            self.plans[method.path] = plan
+        return plan
 
 
 class Gateway:
@@ -132,118 +159,127 @@ class Gateway:
 
     # ---- unary request (unary or server-streaming response): retries and failover ---------
     async def unary_request(
-        self,
-        method: MethodInfo,
-        request: bytes,
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[bytes]:
+        self, method: MethodInfo, request: bytes, context: grpc.aio.ServicerContext
+    ) -> bytes | None:
+        """A unary response is returned; server-streaming responses are written to `context`
+        as they arrive (a plain coroutine either way: no generator layers per message)."""
         caller = self.admission.admit(context, method.path)
         snap = self.snapshot
-        route = self._route(snap, method)
-        clusters = [snap.clusters[c.name] for c in snap.table.eligible_clusters(route, method)]
-        if not clusters:
+        plan = snap.plan(method)
+        if not plan.clusters:
             raise Unavailable(f"no cluster may serve {method.path}")
-        deadline = _deadline(context)
-        attempts = snap.table.attempts_per_cluster(route, method)
-        last: Reply | None = None
-        tried_any = False
         self.budget.active += 1
         snap.in_flight += 1
         try:
-            for index, cluster in enumerate(clusters):
-                if index and tried_any:
-                    if attempts == 1:
-                        break  # not retry-safe: a second cluster would be a retry
-                    self.counters["failovers"].add(1, {"route": route.name})
-                exclude: set[str] = set()
-                for attempt in range(attempts):
-                    endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
-                    if endpoint is None:
-                        break
-                    if attempt or (index and tried_any):
-                        if not self.budget.may_retry():
-                            break
-                        self.counters["retries"].add(1, {"route": route.name})
-                        await asyncio.sleep(self.budget.backoff_s(attempt + 1, self.rng))
-                    exclude.add(endpoint.address)
-                    tried_any = True
-                    timeout = _attempt_timeout(deadline, route)
-                    reply = Reply(grpc.StatusCode.OK)
-                    is_retry = bool(attempt or index)
-                    if is_retry:
-                        self.budget.retries_active += 1
-                    try:
-                        async for item in self._attempt(
-                            cluster,
-                            endpoint.address,
-                            method,
-                            request,
-                            context,
-                            caller.name,
-                            timeout,
-                            reply,
-                        ):
-                            yield item
-                    finally:
-                        if is_retry:
-                            self.budget.retries_active -= 1
-                    if reply.code is grpc.StatusCode.OK or reply.messages_sent:
-                        await _finish(context, reply)
-                        return
-                    last = reply
-                    if not _retriable(reply, context) or _expired(deadline):
-                        await _finish(context, reply)
-                        return
-            if snap.table.may_degrade(route, method) and method.server_streaming is False:
-                self.counters["degraded"].add(1, {"route": route.name})
-                parsed = ads_pb2.RankRequest.FromString(request)
-                restricted = set(snap.config.restricted_categories)
-                yield bid_only_ranking(parsed, restricted).SerializeToString()
-                return
-            if last is not None:
-                await _finish(context, last)
-                return
-            raise Unavailable(
-                f"no available endpoint for {method.path} in "
-                f"{', '.join(c.config.name for c in clusters)}"
-            )
+            reply = await self._attempts(plan, method, request, context, caller.name)
         finally:
             self.budget.active -= 1
             snap.in_flight -= 1
+        if reply is not None:
+            await _finish(context, reply)
+            return reply.message
+        if plan.may_degrade:
+            self.counters["degraded"].add(1, plan.labels)
+            parsed = ads_pb2.RankRequest.FromString(request)
+            restricted = set(snap.config.restricted_categories)
+            degraded: bytes = bid_only_ranking(parsed, restricted).SerializeToString()
+            return degraded
+        names = ", ".join(c.config.name for c in plan.clusters)
+        raise Unavailable(f"no available endpoint for {method.path} in {names}")
+
+    async def _attempts(
+        self,
+        plan: Plan,
+        method: MethodInfo,
+        request: bytes,
+        context: grpc.aio.ServicerContext,
+        caller: str,
+    ) -> Reply | None:
+        """Attempts across the plan's clusters; the reply to pass on, or None when no endpoint
+        could be tried (or every failure was retriable and the options ran out unanswered)."""
+        deadline = _deadline(context)
+        attempts = plan.attempts
+        last: Reply | None = None
+        tried_any = False
+        for index, cluster in enumerate(plan.clusters):
+            if index and tried_any:
+                if attempts == 1:
+                    break  # not retry-safe: a second cluster would be a retry
+                self.counters["failovers"].add(1, plan.labels)
+            exclude: set[str] = set()
+            for attempt in range(attempts):
+                endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
+                if endpoint is None:
+                    break
+                is_retry = bool(attempt or index)
+                if attempt or (index and tried_any):
+                    if not self.budget.may_retry():
+                        break
+                    self.counters["retries"].add(1, plan.labels)
+                    await asyncio.sleep(self.budget.backoff_s(attempt + 1, self.rng))
+                    # Pick again: endpoints may have come or gone during the back-off.
+                    endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
+                    if endpoint is None:
+                        break
+                exclude.add(endpoint.address)
+                tried_any = True
+                timeout = _attempt_timeout(deadline, plan.route)
+                if is_retry:
+                    self.budget.retries_active += 1
+                try:
+                    reply = await self._attempt(
+                        cluster, endpoint, method, request, context, caller, timeout
+                    )
+                finally:
+                    if is_retry:
+                        self.budget.retries_active -= 1
+                if reply.code is grpc.StatusCode.OK or reply.messages_sent:
+                    return reply
+                last = reply
+                if not _retriable(reply, context) or _expired(deadline):
+                    return reply
+        return None if plan.may_degrade else last
 
     async def _attempt(
         self,
         cluster: ClusterRuntime,
-        address: str,
+        endpoint: EndpointState,
         method: MethodInfo,
         request: bytes,
         context: grpc.aio.ServicerContext,
         caller: str,
         timeout_s: float | None,
-        reply: Reply,
-    ) -> AsyncIterator[bytes]:
-        """One attempt against one endpoint; yields responses as they arrive and fills
-        `reply` with how it ended."""
-        endpoint = cluster.endpoint(address)
-        assert endpoint is not None
-        self.counters["attempts"].add(1, {"cluster": cluster.config.name})
-        span = self._client_span(method, address)
+    ) -> Reply:
+        """One attempt against one endpoint. Server-streaming responses are written to
+        `context` as they arrive; initial metadata goes out just before the first response,
+        so a call that fails before answering can still be retried elsewhere."""
+        reply = Reply(grpc.StatusCode.OK)
+        self.counters["attempts"].add(1, cluster.labels)
+        span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
         endpoint.in_flight += 1
         call: Any = None
         try:
-            async with cluster.slot():
-                channel = cluster.channel(address)
+            await cluster.acquire()
+            try:
+                call = cluster.callable(endpoint.address, method)(
+                    request, timeout=timeout_s, metadata=metadata
+                )
                 if method.server_streaming:
-                    call = channel.unary_stream(method.path)(
-                        request, timeout=timeout_s, metadata=metadata
-                    )
+                    async for message in call:
+                        if not reply.messages_sent:
+                            initial = _clean(await call.initial_metadata())
+                            await context.send_initial_metadata(initial)
+                        reply.messages_sent += 1
+                        await context.write(message)
                 else:
-                    call = channel.unary_unary(method.path)(
-                        request, timeout=timeout_s, metadata=metadata
-                    )
-                async for message in _relay(call, context, reply, method.server_streaming):
-                    yield message
+                    reply.message = await call
+                    initial = _clean(await call.initial_metadata())
+                    if initial:
+                        await context.send_initial_metadata(initial)
+                reply.trailing = _clean(await call.trailing_metadata())
+            finally:
+                cluster.release()
         except grpc.aio.AioRpcError as exc:
             reply.code, reply.details = exc.code(), exc.details() or ""
             reply.initial = _clean(exc.initial_metadata())
@@ -257,14 +293,12 @@ class Gateway:
             raise
         finally:
             endpoint.in_flight -= 1
-            span.set_attribute("rpc.response.status_code", reply.code.name)
-            if reply.code is not grpc.StatusCode.OK:
-                span.set_status(trace.Status(trace.StatusCode.ERROR, reply.code.name))
-            span.end()
-            outcome = _outcome(reply.code)
-            snap_config = self.snapshot.config.outlier
-            if record_outcome(cluster.endpoints, endpoint, outcome, time.monotonic(), snap_config):
-                self.counters["ejections"].add(1, {"cluster": cluster.config.name})
+            _end_span(span, reply.code)
+            outlier = self.snapshot.config.outlier
+            now = time.monotonic()
+            if record_outcome(cluster.endpoints, endpoint, _outcome(reply.code), now, outlier):
+                self.counters["ejections"].add(1, cluster.labels)
+        return reply
 
     # ---- streaming request: one attempt, piped ---------------------------------------------
     async def stream_request(
@@ -272,58 +306,56 @@ class Gateway:
         method: MethodInfo,
         requests: AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[bytes]:
+    ) -> bytes | None:
+        """Client or bidirectional streaming: one attempt (a consumed request stream cannot be
+        replayed). The unary response is returned; streamed ones are written to `context`."""
         caller = self.admission.admit(context, method.path)
         snap = self.snapshot
-        route = self._route(snap, method)
-        for config in snap.table.eligible_clusters(route, method):
-            cluster = snap.clusters[config.name]
+        for cluster in snap.plan(method).clusters:
             endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, set())
             if endpoint is None:
                 continue
-            reply = Reply(grpc.StatusCode.OK)
             snap.in_flight += 1
             try:
-                async for item in self._pipe(
-                    cluster, endpoint.address, method, requests, context, caller.name, reply
-                ):
-                    yield item
+                reply = await self._pipe(cluster, endpoint, method, requests, context, caller.name)
             finally:
                 snap.in_flight -= 1
             await _finish(context, reply)
-            return
+            return reply.message
         raise Unavailable(f"no available endpoint for {method.path}")
 
     async def _pipe(
         self,
         cluster: ClusterRuntime,
-        address: str,
+        endpoint: EndpointState,
         method: MethodInfo,
         requests: AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
         caller: str,
-        reply: Reply,
-    ) -> AsyncIterator[bytes]:
-        endpoint = cluster.endpoint(address)
-        assert endpoint is not None
-        self.counters["attempts"].add(1, {"cluster": cluster.config.name})
-        span = self._client_span(method, address)
+    ) -> Reply:
+        reply = Reply(grpc.StatusCode.OK)
+        self.counters["attempts"].add(1, cluster.labels)
+        span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
         timeout = _deadline_timeout(context)
         endpoint.in_flight += 1
         call: Any = None
         try:
-            channel = cluster.channel(address)
+            call = cluster.callable(endpoint.address, method)(
+                requests, timeout=timeout, metadata=metadata
+            )
             if method.server_streaming:
-                call = channel.stream_stream(method.path)(
-                    requests, timeout=timeout, metadata=metadata
-                )
+                async for message in call:
+                    if not reply.messages_sent:
+                        await context.send_initial_metadata(_clean(await call.initial_metadata()))
+                    reply.messages_sent += 1
+                    await context.write(message)
             else:
-                call = channel.stream_unary(method.path)(
-                    requests, timeout=timeout, metadata=metadata
-                )
-            async for message in _relay(call, context, reply, method.server_streaming):
-                yield message
+                reply.message = await call
+                initial = _clean(await call.initial_metadata())
+                if initial:
+                    await context.send_initial_metadata(initial)
+            reply.trailing = _clean(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             reply.code, reply.details = exc.code(), exc.details() or ""
             reply.trailing = _clean(exc.trailing_metadata())
@@ -331,16 +363,17 @@ class Gateway:
         except asyncio.CancelledError:
             if call is not None:
                 call.cancel()
+            reply.code = grpc.StatusCode.CANCELLED
             raise
         finally:
             endpoint.in_flight -= 1
-            span.set_attribute("rpc.response.status_code", reply.code.name)
-            span.end()
+            _end_span(span, reply.code)
+        return reply
 
     def _client_span(self, method: MethodInfo, address: str) -> trace.Span:
         """The CLIENT span of one attempt (current RPC semantic conventions)."""
         host, _, port = address.rpartition(":")
-        name = method.path.lstrip("/")
+        name = method.path[1:]
         return self.telemetry.tracer.start_span(
             name,
             kind=SpanKind.CLIENT,
@@ -352,11 +385,15 @@ class Gateway:
             },
         )
 
-    def _route(self, snap: Snapshot, method: MethodInfo) -> RouteConfig:
-        route = snap.table.route_for(method.path)
-        if route is None:
-            raise Unavailable(f"no route for {method.path}")
-        return route
+
+def _end_span(span: trace.Span, code: grpc.StatusCode) -> None:
+    if not span.is_recording():  # sampled out: nothing to annotate
+        span.end()
+        return
+    span.set_attribute("rpc.response.status_code", code.name)
+    if code is not grpc.StatusCode.OK:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
+    span.end()
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
@@ -409,34 +446,18 @@ def _clean(metadata: Any) -> Metadata:
 def _upstream_metadata(
     context: grpc.aio.ServicerContext, caller: str, span: trace.Span
 ) -> Metadata:
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    """The caller's metadata minus what it may not set, plus the caller's name and the W3C
+    trace context of the attempt's span (also when sampled out: the trace id still flows)."""
     forwarded = list(_clean(context.invocation_metadata()))
     forwarded.append(("x-isthmus-caller", caller))
-    forwarded.extend(carrier.items())
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        forwarded.append(
+            ("traceparent", f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}")
+        )
+        if ctx.trace_state:
+            forwarded.append(("tracestate", ctx.trace_state.to_header()))
     return tuple(forwarded)
-
-
-async def _relay(
-    call: Any, context: grpc.aio.ServicerContext, reply: Reply, streaming: bool
-) -> AsyncIterator[bytes]:
-    """Forward an upstream call's responses and metadata downstream; on success fill `reply`.
-    Initial metadata goes out just before the first response, so a call that fails before
-    answering can still be retried elsewhere."""
-    if streaming:
-        async for message in call:
-            if not reply.messages_sent:
-                await context.send_initial_metadata(_clean(await call.initial_metadata()))
-            reply.messages_sent += 1
-            yield message
-    else:
-        message = await call
-        initial = _clean(await call.initial_metadata())
-        if initial:
-            await context.send_initial_metadata(initial)
-        yield message
-    reply.code = grpc.StatusCode.OK
-    reply.trailing = _clean(await call.trailing_metadata())
 
 
 async def _finish(context: grpc.aio.ServicerContext, reply: Reply) -> None:

@@ -1,5 +1,5 @@
 """Upstream clusters at run time: one channel per endpoint, endpoint state, active health
-checks, and the per-cluster circuit breaker."""
+checks, endpoint discovery from a file, and the per-cluster circuit breaker."""
 
 from __future__ import annotations
 
@@ -7,14 +7,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.contract.descriptors import MethodInfo
 from services.core.server import channel_credentials
 from services.gateway.balancer import EndpointState
-from services.gateway.config import CircuitBreakerConfig, ClusterConfig, HealthCheckConfig
+from services.gateway.config import (
+    SERVE_HEALTHZ,
+    CircuitBreakerConfig,
+    ClusterConfig,
+    DiscoveryConfig,
+    HealthCheckConfig,
+    HealthCheckKind,
+)
+from services.gateway.discovery import FileEndpointSource, diff
 from services.topology.model import TlsConfig
 
 log = logging.getLogger(__name__)
@@ -33,7 +43,9 @@ class CircuitOpen(Exception):
 
 
 class ClusterRuntime:
-    """Endpoints of one cluster with their channels and state."""
+    """Endpoints of one cluster with their channels and state. Static clusters keep their
+    endpoints for life; file-discovered ones gain endpoints (unhealthy until a check passes)
+    and lose them by draining (no new picks; removed once no call is in flight)."""
 
     def __init__(
         self, config: ClusterConfig, tls: TlsConfig, breaker: CircuitBreakerConfig
@@ -46,6 +58,13 @@ class ClusterRuntime:
         self._slots = asyncio.Semaphore(breaker.max_requests)
         self._max_pending = breaker.max_pending
         self.pending = 0
+        self.labels = {"cluster": config.name}  # metric attributes
+        self._callables: dict[tuple[str, str], Any] = {}
+        self.source = (
+            FileEndpointSource(config.endpoints_file, config.name)
+            if config.endpoints_file is not None
+            else None
+        )
 
     def channel(self, address: str) -> grpc.aio.Channel:
         return self._channels[address]
@@ -57,9 +76,63 @@ class ClusterRuntime:
     def endpoint(self, address: str) -> EndpointState | None:
         return next((e for e in self.endpoints if e.address == address), None)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """A circuit-breaker slot; CircuitOpen when even the pending queue is full."""
+    def apply(self, addresses: list[str]) -> list[EndpointState]:
+        """Make `addresses` the cluster's endpoint set; returns the endpoints that are new
+        (they stay unhealthy, taking no traffic, until a health check passes)."""
+        current = [e.address for e in self.endpoints if not e.removed]
+        add, remove = diff(current, addresses)
+        added: list[EndpointState] = []
+        for address in add:
+            endpoint = self.endpoint(address)
+            if endpoint is not None:  # came back while draining: keep its state and channel
+                endpoint.removed = False
+                continue
+            endpoint = EndpointState(address, healthy=False)
+            self._channels[address] = _channel(address, self.tls)
+            self.endpoints.append(endpoint)
+            added.append(endpoint)
+        for address in remove:
+            endpoint = self.endpoint(address)
+            if endpoint is not None:
+                endpoint.removed = True
+        if add or remove:
+            log.info(
+                "cluster %s: +%d -%d endpoint(s) (%s)",
+                self.config.name,
+                len(add),
+                len(remove),
+                ", ".join([*(f"+{a}" for a in add), *(f"-{a}" for a in remove)]),
+            )
+        return added
+
+    async def reap(self) -> None:
+        """Forget removed endpoints that have no call in flight, and close their channels."""
+        done = [e for e in self.endpoints if e.removed and not e.in_flight]
+        if not done:
+            return
+        # Rebind rather than mutate: a pick or health round iterating the old list is unharmed.
+        self.endpoints = [e for e in self.endpoints if e not in done]
+        gone = {e.address for e in done}
+        self._callables = {k: v for k, v in self._callables.items() if k[0] not in gone}
+        for endpoint in done:
+            await self._channels.pop(endpoint.address).close()
+
+    def callable(self, address: str, method: MethodInfo) -> Any:
+        """The channel's multicallable for `method` (made once per endpoint and method)."""
+        key = (address, method.path)
+        found = self._callables.get(key)
+        if found is None:
+            channel = self._channels[address]
+            if method.client_streaming:
+                make = channel.stream_stream if method.server_streaming else channel.stream_unary
+            else:
+                make = channel.unary_stream if method.server_streaming else channel.unary_unary
+            found = self._callables[key] = make(method.path)
+        return found
+
+    async def acquire(self) -> None:
+        """A circuit-breaker slot (give it back with `release`); CircuitOpen when even the
+        pending queue is full."""
         if self._slots.locked():
             if self.pending >= self._max_pending:
                 raise CircuitOpen(f"cluster {self.config.name} is at its limits")
@@ -70,10 +143,9 @@ class ClusterRuntime:
                 self.pending -= 1
         else:
             await self._slots.acquire()
-        try:
-            yield
-        finally:
-            self._slots.release()
+
+    def release(self) -> None:
+        self._slots.release()
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -87,8 +159,8 @@ def _channel(address: str, tls: TlsConfig) -> grpc.aio.Channel:
 
 
 class HealthChecker:
-    """Checks every endpoint with grpc.health.v1 on an interval; flips `healthy` after the
-    configured number of consecutive results."""
+    """Checks every endpoint on an interval (grpc.health.v1 Check, or Ray Serve's Healthz, per
+    cluster); flips `healthy` after the configured number of consecutive results."""
 
     def __init__(
         self, clusters: Callable[[], list[ClusterRuntime]], config: HealthCheckConfig
@@ -102,13 +174,16 @@ class HealthChecker:
         self._task = asyncio.create_task(self._loop(), name="gateway-health-checks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await _cancel(self._task)
 
     async def check_all(self) -> None:
-        await asyncio.gather(*(self._check(c, e) for c in self._clusters() for e in c.endpoints))
+        await asyncio.gather(
+            *(self._check(c, e) for c in self._clusters() for e in c.endpoints if not e.removed)
+        )
+
+    async def check(self, cluster: ClusterRuntime, endpoints: list[EndpointState]) -> None:
+        """Check `endpoints` now (new discovered ones, so they need not wait for a round)."""
+        await asyncio.gather(*(self._check(cluster, e) for e in endpoints))
 
     async def _loop(self) -> None:
         while True:
@@ -117,17 +192,15 @@ class HealthChecker:
             await asyncio.sleep(max(0.0, self._config.interval_s - (time.monotonic() - started)))
 
     async def _check(self, cluster: ClusterRuntime, endpoint: EndpointState) -> None:
-        stub = health_pb2_grpc.HealthStub(cluster.channel(endpoint.address))
         try:
-            reply = await stub.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=self._config.timeout_s
-            )
-            passed = reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.aio.AioRpcError:
-            passed = False
-        except grpc.aio.UsageError:  # the cluster was retired and closed during this round
+            channel = cluster.channel(endpoint.address)
+            passed = await _probe(channel, cluster.config.health_check, self._config.timeout_s)
+        except (grpc.aio.UsageError, KeyError):  # retired or reaped during this round
             return
         key = (cluster.config.name, endpoint.address)
+        if endpoint.removed:
+            self._streaks.pop(key, None)
+            return
         streak = self._streaks.get(key, 0)
         # Positive streak counts passes, negative counts failures.
         streak = max(streak, 0) + 1 if passed else min(streak, 0) - 1
@@ -137,4 +210,66 @@ class HealthChecker:
             log.warning("endpoint %s of %s is unhealthy", endpoint.address, cluster.config.name)
         elif not endpoint.healthy and streak >= self._config.healthy_threshold:
             endpoint.healthy = True
-            log.info("endpoint %s of %s is healthy again", endpoint.address, cluster.config.name)
+            log.info("endpoint %s of %s is healthy", endpoint.address, cluster.config.name)
+
+
+async def _probe(channel: grpc.aio.Channel, kind: HealthCheckKind, timeout_s: float) -> bool:
+    """One health check. serve_healthz: Ray Serve answers OK when healthy and UNAVAILABLE
+    ("DRAINING"/"UNHEALTHY") otherwise; any error counts as unhealthy."""
+    try:
+        if kind == "serve_healthz":
+            await channel.unary_unary(SERVE_HEALTHZ)(b"", timeout=timeout_s)
+            return True
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.aio.AioRpcError:
+        return False
+
+
+class DiscoveryWatcher:
+    """Polls the endpoints file of every file-discovered cluster, applies changes, checks new
+    endpoints at once, and forgets drained ones."""
+
+    def __init__(
+        self,
+        clusters: Callable[[], list[ClusterRuntime]],
+        health: HealthChecker,
+        config: DiscoveryConfig,
+    ) -> None:
+        self._clusters = clusters
+        self._health = health
+        self._config = config
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="gateway-discovery")
+
+    async def stop(self) -> None:
+        await _cancel(self._task)
+
+    async def poll_all(self) -> None:
+        for cluster in self._clusters():
+            if cluster.source is None:
+                continue
+            addresses = cluster.source.poll()
+            if addresses is not None:
+                added = cluster.apply(addresses)
+                if added:
+                    await self._health.check(cluster, added)
+            await cluster.reap()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.poll_interval_s)
+            try:
+                await self.poll_all()
+            except Exception:  # never let one bad round stop discovery for good
+                log.exception("endpoint discovery round failed")
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

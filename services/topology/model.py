@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -123,9 +123,30 @@ class ServiceSpec(_Strict):
     name: Name = Field(description="Unique name across the topology, used as the cluster name.")
     kind: ServiceKind = Field(description="What the service is.")
     endpoints: list[Endpoint] = Field(
-        min_length=1, description="Where its replicas listen; the gateway balances across them."
+        default_factory=list,
+        description="Where its replicas listen; the gateway balances across them. Empty only "
+        "with endpoints_file.",
+    )
+    endpoints_file: Path | None = Field(
+        default=None,
+        description="JSON file listing the replicas, rewritten atomically by whoever scales them "
+        "(Ray Serve direct ingress); the gateway polls it. See services/gateway/discovery.py.",
+    )
+    health_check: Literal["grpc_health", "serve_healthz"] = Field(
+        default="grpc_health",
+        description="How the gateway checks an endpoint: grpc.health.v1 Check, or Ray Serve's "
+        "/ray.serve.RayServeAPIService/Healthz.",
     )
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS of its listeners.")
+
+    @model_validator(mode="after")
+    def _some_endpoints(self) -> Self:
+        if bool(self.endpoints) == (self.endpoints_file is not None):
+            raise ValueError(
+                f"service {self.name}: give endpoints or endpoints_file, exactly one "
+                f"({len(self.endpoints)} endpoints, endpoints_file={self.endpoints_file})"
+            )
+        return self
 
     @property
     def proto_service(self) -> str:
