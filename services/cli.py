@@ -16,7 +16,6 @@ PLANNED = {
     "up": ("start the local hybrid cloud (private zone, public zone on Ray, gateway)", 7),
     "down": ("stop everything `up` started", 7),
     "demo": ("drive a compressed peak-season day through the gateway and report", 7),
-    "sync": ("run the Spark sync and feature export jobs", 6),
 }
 
 
@@ -26,6 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ray_jobs.ctr import train
 
         return train.main(argv[1:])
+    if argv[:1] == ["sync"]:  # the Spark data jobs own their arguments too (issue #6)
+        from ray_jobs.sync import cli as sync_cli
+
+        return sync_cli.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -72,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     gateway.set_defaults(handler=_gateway)
 
     sub.add_parser("train", help="train the CTR model on the Open Bandit logs and publish it")
+    sub.add_parser(
+        "sync", help="Spark data jobs: events, features, training-set, erase, rollback-features"
+    )
 
     serve = sub.add_parser("serve", help="run private-zone services (profile, orders)")
     serve.add_argument(

@@ -119,7 +119,7 @@ def _read_file(directory: Path, name: str, manifest: dict[str, Any]) -> pa.Table
     expected = manifest.get("sha256", {}).get(name)
     if expected is not None and _sha256(path) != expected:
         raise SnapshotError(f"{manifest['version']}: {name} does not match its checksum")
-    table = pq.read_table(path)
+    table = pq.ParquetFile(path).read()
     declared = [(c["name"], c["type"]) for c in manifest["columns"]]
     actual = [(f.name, str(f.type)) for f in table.schema]
     if sorted(actual) != sorted((n, str(_arrow_type(t))) for n, t in declared):
