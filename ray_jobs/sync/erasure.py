@@ -94,7 +94,7 @@ def key_mask(erased: set[str]) -> Mask:
 
 def line_mask(erased: set[str]) -> Mask:
     def mask(table: pa.Table) -> pa.Array:
-        hit = pa.array([False] * table.num_rows)
+        hit = pa.array([False] * table.num_rows, pa.bool_())
         for pid in erased:
             found = pc.fill_null(pc.match_substring(table["line"], pid), False)
             hit = pc.or_(hit, found)

@@ -76,8 +76,9 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
 
 
 def scan_every_file(root: Path, forbidden: set[str]) -> list[str]:
-    """Every file under the export's root: parquet decoded column by column, the rest as
-    text. Returns the problems found."""
+    """Every file under the export's root: parquet decoded column by column (string columns
+    scanned, every column name checked), JSON by its strings, anything else as text.
+    Returns the problems found."""
     problems: list[str] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if path.suffix == ".parquet":
@@ -88,10 +89,25 @@ def scan_every_file(root: Path, forbidden: set[str]) -> list[str]:
             for name in table.column_names:
                 values = table.column(name).to_pylist()
                 problems += [f"{path.name}.{name}: {f}" for f in scan.findings(values, forbidden)]
+        elif path.suffix == ".json":  # typed like the columns: scan its strings and keys
+            strings = list(json_strings(json.loads(path.read_text())))
+            problems += [f"{path.name}: {f}" for f in scan.findings(strings, forbidden)]
         else:
             text = path.read_text()
             problems += [f"{path.name}: {f}" for f in scan.findings([text], forbidden)]
     return problems
+
+
+def json_strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
 
 
 def test_export_writes_only_allowlisted_non_personal_k_anonymous_features(
