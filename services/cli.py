@@ -14,7 +14,6 @@ from services import constants
 # the tool is visible, refused honestly when called.
 PLANNED = {
     "demo": ("drive a compressed peak-season day through the gateway and report", 7),
-    "sync": ("run the Spark sync and feature export jobs", 6),
 }
 
 
@@ -24,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ray_jobs.ctr import train
 
         return train.main(argv[1:])
+    if argv[:1] == ["sync"]:  # the Spark data jobs own their arguments too (issue #6)
+        from ray_jobs.sync import cli as sync_cli
+
+        return sync_cli.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -70,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     gateway.set_defaults(handler=_gateway)
 
     sub.add_parser("train", help="train the CTR model on the Open Bandit logs and publish it")
+    sub.add_parser(
+        "sync", help="Spark data jobs: events, features, training-set, erase, rollback-features"
+    )
 
     serve = sub.add_parser(
         "serve", help="run a zone's services (profile, orders; events; ads on Ray Serve)"

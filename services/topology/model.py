@@ -202,12 +202,79 @@ class GatewaySpec(_Strict):
     )
 
 
+class DataSpec(_Strict):
+    """Where the Spark data jobs (issue #6) read and write, and how they run.
+
+    Locations are URIs: a plain path (relative ones are resolved against the working
+    directory, like every other path in isthmus config) or file:///...; object-store URIs
+    (s3a://, gs://) are handed to Spark as they are.
+    """
+
+    landing_uri: str = Field(
+        default="var/public/landing", min_length=1, description="Public landing log (input)."
+    )
+    warehouse_uri: str = Field(
+        default="var/private/warehouse",
+        min_length=1,
+        description="Private warehouse root: events/, erasures/, training/.",
+    )
+    quarantine_uri: str = Field(
+        default="var/private/quarantine",
+        min_length=1,
+        description="Malformed landing lines, each with its reason and source file.",
+    )
+    checkpoint_uri: str = Field(
+        default="var/private/checkpoints",
+        min_length=1,
+        description="Structured Streaming checkpoints (offsets, commits, dedup state).",
+    )
+    features_uri: str = Field(
+        default="var/public/features",
+        min_length=1,
+        description="Public feature snapshots: snapshots/<version>/ and the CURRENT pointer.",
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        min_length=1,
+        description='Spark master: "local[N]", "spark://host:7077" or "k8s://https://...".',
+    )
+    shuffle_partitions: int = Field(
+        default=4, ge=1, le=10_000, description="spark.sql.shuffle.partitions."
+    )
+    driver_memory: str = Field(
+        default="1g", pattern=r"^[0-9]+[kmgt]$", description="spark.driver.memory, e.g. 1g."
+    )
+    k_anonymity: int = Field(
+        default=20, ge=2, description="Segments with fewer users than this are suppressed."
+    )
+    late_data_horizon_s: int = Field(
+        default=7 * 86_400,
+        ge=60,
+        description="How late a landing file or a replayed event may arrive and still be "
+        "handled: the dedup watermark delay (on ingest time) and the file source's maxFileAge.",
+    )
+    max_files_per_trigger: int = Field(
+        default=1000, ge=1, description="Landing files per micro-batch."
+    )
+    keep_snapshots: int = Field(
+        default=3, ge=2, description="Feature snapshot versions kept (current + rollbacks)."
+    )
+    ctr_prior_strength: float = Field(
+        default=100.0,
+        gt=0,
+        description="Pseudo-impressions of the global CTR prior in the smoothed CTR.",
+    )
+
+
 class Topology(_Strict):
     """The whole platform: a gateway and the zones behind it."""
 
     name: Name = Field(description="Name of this deployment, e.g. local, staging.")
     gateway: GatewaySpec = Field(description="The gateway.")
     zones: list[ZoneSpec] = Field(min_length=1, description="Private and public zones.")
+    data: DataSpec = Field(
+        default_factory=DataSpec, description="Spark data jobs: locations and settings."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

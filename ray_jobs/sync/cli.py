@@ -1,0 +1,130 @@
+"""`isthmus sync ...` (also `python -m ray_jobs.sync ...`, e.g. as a Ray job):
+
+    isthmus sync events [--continuous SECONDS]   landing log -> warehouse (+ quarantine)
+    isthmus sync features [--as-of-us US]        warehouse -> public feature snapshot
+    isthmus sync training-set                    warehouse + features -> training set
+    isthmus sync erase                           apply the private DB's erasures
+    isthmus sync rollback-features               point CURRENT at the previous snapshot
+
+Locations and the Spark master come from the topology's `data:` section. The private DB and
+its keys come from a PrivateZoneConfig YAML (`--private-config`, as for `isthmus serve`).
+Each command prints one JSON report on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ray_jobs.sync.config import Locations
+from services import constants
+from services.private.config import PrivateZoneConfig
+from services.topology.load import load_topology
+from services.topology.model import DataSpec
+
+COMMANDS = ("events", "features", "training-set", "erase", "rollback-features")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="isthmus sync", description=__doc__.split("\n\n")[0])
+    p.add_argument("job", choices=COMMANDS)
+    p.add_argument("--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})")
+    p.add_argument("--private-config", type=Path, help="PrivateZoneConfig YAML (DB and keys)")
+    p.add_argument("--database-url", help="SQLAlchemy URL of the private DB; overrides config")
+    p.add_argument(
+        "--continuous",
+        type=float,
+        metavar="SECONDS",
+        help="events: keep running, one micro-batch every SECONDS (default: availableNow)",
+    )
+    p.add_argument("--as-of-us", type=int, help="features: recency reference time (default now)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    spec = load_topology(args.topology or constants.topology_path_from_env()).data
+    locs = Locations.from_spec(spec)
+    if args.job == "rollback-features":
+        from ray_jobs.sync import publish
+
+        return _report({"current": publish.rollback(locs.features.path)})
+    if args.job == "erase":
+        from ray_jobs.sync import erasure
+        from ray_jobs.sync.private_source import read_private
+
+        return _report(erasure.erase(locs, read_private(_private_config(args)).erased))
+    return _spark_job(args, spec, locs)
+
+
+def _spark_job(args: argparse.Namespace, spec: DataSpec, locs: Locations) -> int:
+    from ray_jobs.sync.session import build_session
+
+    spark = build_session(spec, f"isthmus-sync-{args.job}")
+    try:
+        if args.job == "events":
+            return _events(spark, spec, locs, args.continuous)
+        from ray_jobs.sync.private_source import read_private
+
+        inputs = read_private(_private_config(args))
+        if args.job == "features":
+            from ray_jobs.sync import export_features
+
+            return _report(export_features.export(spark, spec, locs, inputs, args.as_of_us))
+        from ray_jobs.sync import training_set
+
+        return _report(training_set.build(spark, locs, inputs))
+    finally:
+        spark.stop()
+
+
+def _events(spark: Any, spec: DataSpec, locs: Locations, continuous_s: float | None) -> int:
+    from ray_jobs.sync import sync_events
+    from ray_jobs.sync.erasure import warehouse_lock
+
+    with warehouse_lock(locs):
+        if continuous_s is None:
+            report = sync_events.run_available_now(spark, spec, locs)
+            return _report(
+                {
+                    **dataclasses.asdict(report),
+                    "quarantine_by_reason": sync_events.quarantine_counts(spark, locs),
+                }
+            )
+        queries = sync_events.start(spark, spec, locs, continuous_s=continuous_s)
+
+        def stop(_signum: int, _frame: object) -> None:
+            for query in queries:
+                query.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for query in queries:
+            query.awaitTermination()
+        return 0
+
+
+def _private_config(args: argparse.Namespace) -> PrivateZoneConfig:
+    data = yaml.safe_load(args.private_config.read_text()) if args.private_config else {}
+    config = PrivateZoneConfig.model_validate(data or {})
+    if args.database_url:
+        config = config.model_copy(update={"database_url": args.database_url})
+    return config
+
+
+def _report(report: object) -> int:
+    data = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else report  # type: ignore[arg-type]
+    print(json.dumps(data, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Erasure: remove erased people's rows from the private warehouse, physically.
+
+The warehouse event table is an append-only Structured Streaming file sink whose
+`_spark_metadata` log (and the checkpoint behind it) make the sync exactly-once, so the
+table cannot simply be rewritten by a batch job. Instead, with the sync stopped (the same
+lock the sync takes):
+
+1. the erased pseudonymous ids are read from the private DB (`erasures` table) and written
+   to `<warehouse>/erasures/erasures.parquet` (atomic replace); every later sync run
+   anti-joins it, so events of an erased id that arrive later never land;
+2. a journal (`<sink>/_erasure_journal.json`, ignored by Spark readers: leading underscore)
+   lists the committed part files that hold an erased id;
+3. each of them is rewritten in place under the same name without those rows (temp file +
+   fsync + rename; its Hadoop .crc side file is removed);
+4. the sink log's entries for those files get the new sizes (`sinklog.update_sizes`), and
+   the journal is deleted.
+
+Batch ids, offsets, commits and dedup state are untouched, so exactly-once holds afterwards:
+the sink log still lists the same files and the next batch id is unchanged. A crash in
+steps 3-4 leaves the journal; the next `erase` redoes it (filtering is idempotent). The
+quarantine table (raw lines mentioning the id) and training sets get the same rewrite.
+Published feature snapshots are not rewritten (their checksums would no longer match): the
+next export leaves the person out, and older versions age out after `keep_snapshots`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ray_jobs.sync import sinklog
+from ray_jobs.sync.config import Locations
+from services.core.durable import fsync_dir, write_synced
+
+KEY = "pseudonymous_user_id"
+JOURNAL = "_erasure_journal.json"
+ERASURES_FILE = "erasures.parquet"
+Mask = Callable[[pa.Table], pa.Array]  # True = drop the row
+
+
+class SyncBusy(RuntimeError):
+    """Another sync or erase holds the warehouse lock."""
+
+
+@contextmanager
+def warehouse_lock(locs: Locations) -> Iterator[None]:
+    """Exclusive lock shared by `sync events` and `erase` (a flock: a killed holder releases
+    it). Local checkpoints only; elsewhere the scheduler must not overlap them."""
+    if not locs.events_checkpoint.is_local:
+        yield
+        return
+    path = locs.events_checkpoint.path.parent / "sync.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncBusy(f"{path} is held: a sync or erase is running") from None
+        yield
+
+
+@dataclass(frozen=True)
+class EraseReport:
+    erased_ids: int
+    files_rewritten: int
+    rows_removed: int
+
+
+def write_erasure_table(locs: Locations, erased: list[str]) -> None:
+    directory = locs.erasures.path
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.table({KEY: pa.array(sorted(set(erased)), pa.string())})
+    temp = directory / f".{ERASURES_FILE}.tmp"
+    pq.write_table(table, temp)
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.rename(temp, directory / ERASURES_FILE)
+    fsync_dir(directory)
+
+
+def key_mask(erased: set[str]) -> Mask:
+    value_set = pa.array(sorted(erased), pa.string())
+    return lambda table: pc.fill_null(pc.is_in(table[KEY], value_set=value_set), False)
+
+
+def line_mask(erased: set[str]) -> Mask:
+    def mask(table: pa.Table) -> pa.Array:
+        hit = pa.array([False] * table.num_rows, pa.bool_())
+        for pid in erased:
+            found = pc.fill_null(pc.match_substring(table["line"], pid), False)
+            hit = pc.or_(hit, found)
+        return hit
+
+    return mask
+
+
+def rewrite(path: Path, mask: Mask) -> int:
+    """Rewrite one parquet file without the masked rows, same name; returns rows removed."""
+    table = pq.ParquetFile(path).read()
+    drop = mask(table)
+    removed = int(pc.sum(drop).as_py() or 0)
+    if removed == 0:
+        return 0
+    kept = table.filter(pc.invert(drop))
+    temp = path.with_name(f".{path.name}.erasing")
+    pq.write_table(kept, temp, compression="snappy")
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.rename(temp, path)
+    path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return removed
+
+
+def purge_sink(sink: Path, mask: Mask, columns: list[str]) -> tuple[int, int]:
+    """Journal, rewrite and re-log the committed files of one file sink that hold masked
+    rows. Returns (files rewritten, rows removed)."""
+    journal = sink / JOURNAL
+    pending = [Path(p) for p in json.loads(journal.read_text())] if journal.exists() else []
+    for path in sinklog.live_files(sink):
+        if path not in pending and _any(mask(pq.ParquetFile(path).read(columns=columns))):
+            pending.append(path)
+    if not pending:
+        return 0, 0
+    write_synced(journal, json.dumps([str(p) for p in pending]).encode())
+    fsync_dir(sink)
+    removed = sum(rewrite(path, mask) for path in pending)
+    sinklog.update_sizes(sink, pending)
+    journal.unlink()
+    fsync_dir(sink)
+    return len(pending), removed
+
+
+def purge_plain(root: Path, mask: Mask) -> tuple[int, int]:
+    """Batch outputs (training sets): every parquet file under `root`."""
+    files = removed = 0
+    for path in sorted(root.rglob("*.parquet")) if root.is_dir() else []:
+        n = rewrite(path, mask)
+        files += n > 0
+        removed += n
+    return files, removed
+
+
+def erase(locs: Locations, erased: list[str]) -> EraseReport:
+    """Apply every erasure recorded in the private DB to the warehouse (idempotent)."""
+    ids = set(erased)
+    with warehouse_lock(locs):
+        write_erasure_table(locs, erased)
+        if not ids:
+            return EraseReport(0, 0, 0)
+        results = [
+            purge_sink(locs.events.path, key_mask(ids), [KEY]),
+            purge_sink(locs.quarantine.path, line_mask(ids), ["line"]),
+            purge_plain(locs.training.path, key_mask(ids)),
+        ]
+    return EraseReport(len(ids), sum(r[0] for r in results), sum(r[1] for r in results))
+
+
+def _any(values: pa.Array) -> bool:
+    return bool(pc.any(values).as_py())

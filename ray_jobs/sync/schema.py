@@ -1,0 +1,105 @@
+"""The landing record's schema and the rules a line must pass to enter the warehouse (pure).
+
+Lines are parsed with every field as a string, then judged by the rules below, so a
+malformed line gets a reason that names the field instead of silently becoming nulls. The
+same rules run in Spark (`sync_events`, as Java regular expressions) and in plain Python
+(`first_problem`, for tests and tools); patterns are written unanchored and without
+line-terminator tricks so both engines read them alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Mirrors services/public/events/validation.py (the writer of the landing log).
+EVENT_ID = r"[A-Za-z0-9._:-]{1,128}"
+ID_TEXT = r"[A-Za-z0-9._:@/-]{0,128}"
+NONEMPTY_ID_TEXT = r"[A-Za-z0-9._:@/-]{1,128}"
+LONG = r"-?[0-9]{1,18}"  # always fits a signed 64-bit integer
+INT = r"-?[0-9]{1,9}"  # always fits a signed 32-bit integer
+EVENT_TYPES = ("impression", "click", "conversion")
+CURRENCY = r"[A-Z]{3}"
+
+# Characters of the raw line kept in the quarantine table.
+MAX_QUARANTINED_LINE = 4096
+REASON_NOT_JSON = "line: not valid JSON"
+REASON_NOT_OBJECT = "line: not a JSON object"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """One landing field: its warehouse type and what its text must look like."""
+
+    name: str
+    spark_type: str  # "string" | "bigint" | "int"
+    pattern: str
+    required: bool = True
+    what: str = ""  # the failure's wording, after "<name>: "
+
+    @property
+    def missing_reason(self) -> str:
+        return f"{self.name}: missing"
+
+    @property
+    def invalid_reason(self) -> str:
+        return f"{self.name}: {self.what}"
+
+
+def _token(name: str, pattern: str = ID_TEXT) -> FieldRule:
+    return FieldRule(name, "string", pattern, what="not a token of [A-Za-z0-9._:@/-] (max 128)")
+
+
+FIELDS: tuple[FieldRule, ...] = (
+    FieldRule("event_id", "string", EVENT_ID, what="not 1-128 characters of [A-Za-z0-9._:-]"),
+    FieldRule("type", "string", "|".join(EVENT_TYPES), what="not one of " + "|".join(EVENT_TYPES)),
+    FieldRule("event_time_us", "bigint", LONG, what="not a 64-bit integer"),
+    FieldRule("ingest_time_us", "bigint", LONG, what="not a 64-bit integer"),
+    _token("pseudonymous_user_id"),
+    _token("rank_request_id"),
+    _token("ad_id", NONEMPTY_ID_TEXT),
+    _token("campaign_id"),
+    _token("placement_id"),
+    FieldRule("position", "int", INT, what="not a 32-bit integer"),
+    _token("model_version"),
+    FieldRule("device_type", "int", INT, what="not a 32-bit integer"),
+    FieldRule("channel", "int", INT, what="not a 32-bit integer"),
+    FieldRule(
+        "conversion_currency", "string", CURRENCY, required=False, what="not an ISO 4217 code"
+    ),
+    FieldRule(
+        "conversion_value_minor", "bigint", LONG, required=False, what="not a 64-bit integer"
+    ),
+)
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+
+# The warehouse event table: the typed landing fields, the UTC event date (partition
+# column) and the landing file each row came from (lineage).
+WAREHOUSE_EXTRA = (("event_date", "date"), ("source_file", "string"))
+QUARANTINE_COLUMNS = (("source_file", "string"), ("line", "string"), ("reason", "string"))
+
+
+def java_pattern(rule: FieldRule) -> str:
+    r"""The rule's pattern for Spark's `rlike` (Java; `rlike` finds, so anchor it; `\z` is the
+    absolute end, where `$` would also accept a trailing newline)."""
+    return rf"^(?:{rule.pattern})\z"
+
+
+def first_problem(raw: Mapping[str, str | None] | None) -> str | None:
+    """The reason a parsed line (every field as text, None when absent) is rejected, or None.
+
+    `raw` is None when the line was not JSON at all. Rules are checked in FIELDS order and
+    the first failure wins, as in Spark.
+    """
+    if raw is None:
+        return REASON_NOT_JSON
+    for rule in FIELDS:
+        value = raw.get(rule.name)
+        if value is None:
+            if rule.required:
+                return rule.missing_reason
+            continue
+        if re.fullmatch(rule.pattern, value) is None:
+            return rule.invalid_reason
+    return None

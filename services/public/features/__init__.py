@@ -1,0 +1,1 @@
+"""Feature snapshots the public zone reads (written by the Spark export, issue #6)."""

@@ -1,0 +1,228 @@
+"""The Spark data jobs end to end on one in-process session: quarantine with reasons,
+cross-run dedup, the export scanned file by file, k-anonymity, consent, erasure, and the
+training set."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow.parquet as pq
+import pytest
+
+from ray_jobs.sync import (
+    allowlist,
+    erasure,
+    export_features,
+    scan,
+    sinklog,
+    sync_events,
+    training_set,
+)
+from ray_jobs.sync.features_logic import SUPPRESSED
+from ray_jobs.sync.private_source import read_private
+from ray_jobs.sync.session import build_session
+from services.public.features.snapshot import load_current
+from services.topology.model import DataSpec
+from tests.support.events import BASE_US, MALFORMED
+from tests.system.spark_world import World, land_events, make_world
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    session = build_session(DataSpec(), "isthmus-sync-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return make_world(tmp_path)
+
+
+def warehouse_ids(spark: Any, world: World) -> list[str]:
+    return [
+        r.event_id for r in spark.read.parquet(world.locs.events.uri).select("event_id").collect()
+    ]
+
+
+def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
+    spark: Any, world: World
+) -> None:
+    good = land_events(world, 300, seed=1, prefix="a")
+    path = world.landing.append(good[:20])  # a replay of 20 events ...
+    with path.open("a") as out:  # ... in the same file as every kind of malformed line
+        out.write("".join(line + "\n" for line, _ in MALFORMED))
+    first = sync_events.run_available_now(spark, world.spec, world.locs)
+    assert first.landing_lines == 300 + 20 + len(MALFORMED)
+    assert sorted(warehouse_ids(spark, world)) == sorted(str(r["event_id"]) for r in good)
+    expected = Counter(reason for _, reason in MALFORMED)
+    assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
+    sources = {r.source_file for r in spark.read.parquet(world.locs.quarantine.uri).collect()}
+    assert {unquote(s) for s in sources} == {"file:" + str(path)}
+
+    more = land_events(world, 50, seed=2, prefix="b")
+    world.landing.append(good[100:150])  # replays of an earlier run's events
+    second = sync_events.run_available_now(spark, world.spec, world.locs)
+    assert second.landing_lines == 100
+    ids = warehouse_ids(spark, world)
+    assert len(ids) == len(set(ids)) == 350
+    assert set(ids) == {str(r["event_id"]) for r in good + more}
+    assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
+
+
+def scan_every_file(root: Path, forbidden: set[str]) -> list[str]:
+    """Every file under the export's root: parquet decoded column by column (string columns
+    scanned, every column name checked), JSON by its strings, anything else as text.
+    Returns the problems found."""
+    problems: list[str] = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            table = pq.ParquetFile(path).read()
+            columns = {f.name for f in table.schema}
+            if columns - set(allowlist.ALLOWED):
+                problems.append(f"{path}: columns {sorted(columns - set(allowlist.ALLOWED))}")
+            for name in table.column_names:
+                values = table.column(name).to_pylist()
+                problems += [f"{path.name}.{name}: {f}" for f in scan.findings(values, forbidden)]
+        elif path.suffix == ".json":  # typed like the columns: scan its strings and keys
+            strings = list(json_strings(json.loads(path.read_text())))
+            problems += [f"{path.name}: {f}" for f in scan.findings(strings, forbidden)]
+        else:
+            text = path.read_text()
+            problems += [f"{path.name}: {f}" for f in scan.findings([text], forbidden)]
+    return problems
+
+
+def json_strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
+
+
+def test_export_writes_only_allowlisted_non_personal_k_anonymous_features(
+    spark: Any, world: World
+) -> None:
+    land_events(world, 2000, seed=3, prefix="c")
+    sync_events.run_available_now(spark, world.spec, world.locs)
+    inputs = read_private(world.config)
+    report = export_features.export(spark, world.spec, world.locs, inputs, as_of_us=BASE_US)
+
+    forbidden = (
+        set(inputs.unified_ids) | {p.email for p in world.people} | {p.phone for p in world.people}
+    )
+    assert scan_every_file(world.locs.features.path, forbidden) == []
+    # The scanner does see personal data when it is there.
+    assert scan.findings(
+        [world.people[1].email, world.people[1].phone, world.people[1].unified_id], forbidden
+    )
+
+    snapshot = load_current(world.locs.features.path)
+    assert snapshot is not None
+    assert snapshot.version == report.version
+    assert snapshot.manifest["k"] == world.spec.k_anonymity
+    assert snapshot.lookup(world.refuser.pseudonym) is None  # refused personalised ads
+    segments = Counter(str(snapshot.lookup(p.pseudonym)["segment"]) for p in world.people[1:])  # type: ignore[index]
+    assert all(n >= world.spec.k_anonymity for s, n in segments.items() if s != SUPPRESSED)
+    italians = [p for p in world.people if p.region == "IT"]
+    assert {snapshot.lookup(p.pseudonym)["segment"] for p in italians} == {SUPPRESSED}  # type: ignore[index]
+    row = snapshot.lookup(world.people[5].pseudonym)
+    assert row is not None
+    prior = snapshot.manifest["prior_ctr"]
+    expected = (row["clicks"] + prior * 100.0) / (row["impressions"] + 100.0)  # type: ignore[operator]
+    assert row["ctr_smoothed"] == pytest.approx(expected)
+    assert row["recency_bucket"] in {"0-1d", "1-7d", "7-30d", "30d+"}
+
+
+def test_export_fails_closed_when_a_written_file_holds_a_personal_value(tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    import pyarrow as pa
+
+    columns = {n: pa.array([1], pa.int64()) for n in ("impressions", "clicks", "conversions")}
+    table = pa.table(
+        {
+            "pseudonymous_user_id": pa.array(["someone@example.com"]),
+            **columns,
+            "ctr_smoothed": pa.array([0.1]),
+            "recency_bucket": pa.array(["0-1d"]),
+            "segment": pa.array(["DE:de:light"]),
+        }
+    )
+    pq.write_table(table, staging / "part-0.parquet")
+    with pytest.raises(export_features.ExportRefused, match="e-mail"):
+        export_features.verify_written(staging, frozenset())
+    pq.write_table(table.append_column("region_code", pa.array(["DE"])), staging / "part-0.parquet")
+    with pytest.raises(export_features.ExportRefused, match="not on the allowlist: region_code"):
+        export_features.verify_written(staging, frozenset())
+
+
+def test_erase_removes_the_person_from_warehouse_quarantine_and_next_snapshot(
+    spark: Any, world: World
+) -> None:
+    events = land_events(world, 1500, seed=4, prefix="d")
+    victim = world.people[3]
+    victim_line = json.dumps({"event_id": "bad id", "pseudonymous_user_id": victim.pseudonym})
+    world.landing.append([]).write_text(victim_line + "\n")
+    sync_events.run_available_now(spark, world.spec, world.locs)
+    export_features.export(
+        spark, world.spec, world.locs, read_private(world.config), as_of_us=BASE_US
+    )
+    mine = {str(e["event_id"]) for e in events if e["pseudonymous_user_id"] == victim.pseudonym}
+    assert mine
+    assert mine <= set(warehouse_ids(spark, world))
+
+    world.store.erase(victim.unified_id, "user request", "test")
+    report = erasure.erase(world.locs, read_private(world.config).erased)
+    assert report.rows_removed == len(mine) + 1  # events + the quarantined line
+    later = land_events(world, 200, seed=5, prefix="f")  # new events keep arriving, some theirs
+    sync_events.run_available_now(spark, world.spec, world.locs)
+    export_features.export(
+        spark, world.spec, world.locs, read_private(world.config), as_of_us=BASE_US
+    )
+
+    table = spark.read.parquet(world.locs.events.uri)
+    assert table.where(table.pseudonymous_user_id == victim.pseudonym).count() == 0
+    ids = [r.event_id for r in table.select("event_id").collect()]
+    others = {
+        str(e["event_id"]) for e in events + later if e["pseudonymous_user_id"] != victim.pseudonym
+    }
+    assert len(ids) == len(set(ids))
+    assert set(ids) == others  # exactly once still holds for everyone else
+    quarantine = spark.read.parquet(world.locs.quarantine.uri).collect()
+    assert all(victim.pseudonym not in r.line for r in quarantine)
+    for path in sinklog.live_files(world.locs.events.path):  # physically gone, not hidden
+        assert (
+            victim.pseudonym
+            not in pq.ParquetFile(path).read().column("pseudonymous_user_id").to_pylist()
+        )
+    snapshot = load_current(world.locs.features.path)
+    assert snapshot is not None
+    assert snapshot.lookup(victim.pseudonym) is None
+    assert snapshot.lookup(world.people[4].pseudonym) is not None
+    assert erasure.erase(world.locs, read_private(world.config).erased).rows_removed == 0
+
+
+def test_training_set_labels_impressions_and_joins_features(spark: Any, world: World) -> None:
+    events = land_events(world, 1000, seed=6, prefix="t")
+    sync_events.run_available_now(spark, world.spec, world.locs)
+    inputs = read_private(world.config)
+    snap = export_features.export(spark, world.spec, world.locs, inputs, as_of_us=BASE_US)
+    report = training_set.build(spark, world.locs, inputs)
+    impressions = [e for e in events if e["type"] == "impression"]
+    assert report.rows == len(impressions)
+    assert report.feature_version == snap.version
+    rows = spark.read.parquet((world.locs.training.path / report.version).as_uri())
+    assert set(rows.columns) >= {"clicked", "user_ctr_smoothed", "user_segment", "event_id"}
+    with_features = rows.where(rows.user_ctr_smoothed.isNotNull()).count()
+    assert with_features > 0

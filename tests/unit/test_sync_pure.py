@@ -1,0 +1,151 @@
+"""Pure decisions of the Spark sync: line rules, allowlist, PII scan, smoothing, recency,
+k-anonymity, consent, sink-log parsing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ray_jobs.sync import allowlist, features_logic, scan, schema
+from ray_jobs.sync.config import Location, Locations, RemoteStorageNotSupported
+from ray_jobs.sync.session import spark_conf
+from services.topology.model import DataSpec
+from tests.support.events import BASE_US, MALFORMED, records
+
+
+def test_good_records_pass_every_rule() -> None:
+    for rec in records(200, users=["p_a", "p_b"]):
+        raw = {k: str(v) for k, v in rec.items()}
+        assert schema.first_problem(raw) is None
+
+
+@pytest.mark.parametrize(("line", "reason"), MALFORMED)
+def test_malformed_lines_get_the_reason_that_names_the_field(line: str, reason: str) -> None:
+    try:
+        parsed = json.loads(line)
+    except json.JSONDecodeError:
+        parsed = None
+    raw = None if parsed is None else {k: str(v) for k, v in parsed.items()}
+    assert schema.first_problem(raw) == reason
+
+
+def test_rules_reject_values_that_do_not_fit_the_type() -> None:
+    good = {k: str(v) for k, v in records(1, users=["p_a"])[0].items()}
+    assert schema.first_problem({**good, "position": "1.5"}) == "position: not a 32-bit integer"
+    assert schema.first_problem({**good, "position": "9" * 10}) == "position: not a 32-bit integer"
+    assert schema.first_problem({**good, "ad_id": ""}) is not None
+    assert schema.first_problem({**good, "event_id": "e1\n"}) is not None
+    assert schema.first_problem({**good, "conversion_currency": "eur"}) is not None
+
+
+def test_java_patterns_are_anchored_at_the_absolute_end() -> None:
+    rule = schema.FIELDS[0]
+    assert schema.java_pattern(rule) == rf"^(?:{rule.pattern})\z"
+
+
+def test_allowlist_accepts_exactly_the_allowed_columns() -> None:
+    allowlist.check_columns(allowlist.ALLOWED.items())
+    arrow = [(n, allowlist.ARROW_TYPES[t]) for n, t in allowlist.ALLOWED.items()]
+    allowlist.check_columns(arrow, arrow=True)
+
+
+def test_allowlist_fails_closed_on_an_extra_missing_or_retyped_column() -> None:
+    with pytest.raises(allowlist.NotAllowlisted, match="not on the allowlist: region_code"):
+        allowlist.check_columns([*allowlist.ALLOWED.items(), ("region_code", "string")])
+    with pytest.raises(allowlist.NotAllowlisted, match="missing: segment"):
+        allowlist.check_columns([(n, t) for n, t in allowlist.ALLOWED.items() if n != "segment"])
+    with pytest.raises(allowlist.NotAllowlisted, match="clicks is double, not long"):
+        allowlist.check_columns({**allowlist.ALLOWED, "clicks": "double"}.items())
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("alice@example.com", "e-mail"),
+        ("x Alice.B+ads@mail.example.co.uk y", "e-mail"),
+        ("+49 170 1234567", "phone number"),
+        ("(030) 1234-5678", "phone number"),
+        ("015112345678", "phone number"),
+        ("p_2345672345672345672345ab", None),
+        ("p_abcdefgh23456722", None),
+        ("DE:de:regular", None),
+        ("1-7d", None),
+        ("12-34", None),
+    ],
+)
+def test_pii_patterns(value: str, kind: str | None) -> None:
+    assert scan.pii_kind(value) == kind
+
+
+def test_scan_finds_forbidden_identifiers_inside_values() -> None:
+    found = scan.findings(["ok", 3, "seg:u_0123abcd", "u_0123abcd"], forbidden={"u_0123abcd"})
+    assert found == ["private identifier: u_01...", "private identifier: u_01..."]
+    assert scan.findings(["p_x", "DE:de:light"], forbidden={"u_0123abcd"}) == []
+
+
+def test_smoothed_ctr_shrinks_towards_the_prior() -> None:
+    prior = features_logic.prior_ctr(10, 1000)
+    assert prior == 0.01
+    assert features_logic.smoothed_ctr(0, 0, prior, 100) == pytest.approx(0.01)
+    assert features_logic.smoothed_ctr(1, 1, prior, 100) == pytest.approx(2 / 101)
+    heavy = features_logic.smoothed_ctr(500, 1000, prior, 100)
+    assert 0.45 < heavy < 0.5
+    assert features_logic.prior_ctr(0, 0) == 0.0
+
+
+def test_recency_buckets_and_activity_tiers() -> None:
+    day = features_logic.DAY_US
+    now = BASE_US
+    assert features_logic.recency_bucket(now - 1, now) == "0-1d"
+    assert features_logic.recency_bucket(now - day, now) == "1-7d"
+    assert features_logic.recency_bucket(now - 7 * day, now) == "7-30d"
+    assert features_logic.recency_bucket(now - 30 * day, now) == "30d+"
+    assert [features_logic.activity_tier(n) for n in (0, 4, 5, 49, 50)] == [
+        "light",
+        "light",
+        "regular",
+        "regular",
+        "heavy",
+    ]
+    assert features_logic.segment_name("de", "de-AT", "heavy") == "DE:de:heavy"
+    assert features_logic.segment_name(None, "", "light") == "ZZ:und:light"
+
+
+def test_segments_below_k_are_suppressed() -> None:
+    sizes = {"DE:de:light": 20, "FR:fr:light": 19, "other": 50}
+    assert features_logic.kept_segments(sizes, 20) == {"DE:de:light"}
+    with pytest.raises(ValueError, match=r"k \(1\) must be >= 2"):
+        features_logic.kept_segments(sizes, 1)
+
+
+def test_explicit_refusal_of_personalised_ads_wins() -> None:
+    channel = "CONTACT_CHANNEL_PERSONALIZED_ADS"
+    allowed = features_logic.personalization_allowed
+    assert allowed([]) is True
+    assert allowed([{"channel": "CONTACT_CHANNEL_EMAIL", "granted": False}]) is True
+    assert allowed([{"channel": channel, "granted": False, "update_us": 1}]) is False
+    later_yes = [
+        {"channel": channel, "granted": False, "update_us": 1},
+        {"channel": channel, "granted": True, "update_us": 2},
+    ]
+    assert allowed(later_yes) is True
+
+
+def test_locations_resolve_relative_paths_and_keep_remote_uris(tmp_path: object) -> None:
+    locs = Locations.from_spec(DataSpec(warehouse_uri="s3a://bucket/wh/"))
+    assert locs.events.uri == "s3a://bucket/wh/events"
+    with pytest.raises(RemoteStorageNotSupported):
+        _ = locs.events.path
+    local = Location.of("var/x")
+    assert local.is_local
+    assert local.path.is_absolute()
+    assert Location.of("file:///tmp/x").path.as_posix() == "/tmp/x"
+    assert Locations.from_spec(DataSpec()).landing_files.endswith("/date=*/hour=*/*.jsonl")
+
+
+def test_local_spark_stays_on_loopback() -> None:
+    conf = spark_conf(DataSpec())
+    assert conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf["spark.ui.enabled"] == "false"
+    assert "spark.driver.host" not in spark_conf(DataSpec(spark_master="spark://h:7077"))
