@@ -60,9 +60,8 @@ def build(topology: Topology, run_dir: Path, net: NetPlan | None) -> LocalPlan:
     private_file = run_dir / "private.yaml"
     gateway_file = run_dir / "gateway.yaml"
     ads_file = run_dir / "ads.yaml"
-    data = getattr(topology, "data", None)
-    features = str(getattr(data, "features_uri", "var/public/features"))
-    landing = str(getattr(data, "landing_uri", "var/public/landing"))
+    features = topology.data.features_uri
+    landing = topology.data.landing_uri
     files = {
         topology_file: _yaml(runtime),
         private_file: _yaml(
@@ -75,11 +74,13 @@ def build(topology: Topology, run_dir: Path, net: NetPlan | None) -> LocalPlan:
         ads_file: _yaml({"features_dir": features}),
     }
     processes: list[ProcessSpec] = []
-    for zone in runtime["zones"]:
-        for service in zone["services"]:
-            kind = ServiceKind(service["kind"])
-            endpoint = service["endpoints"][0] if service.get("endpoints") else None
-            listen = f"{endpoint['host']}:{endpoint['port']}" if endpoint else ""
+    for zone_spec in topology.zones:
+        zone = {"name": zone_spec.name}
+        for spec in zone_spec.services:
+            service = {"name": spec.name}
+            kind = spec.kind
+            host = spec.endpoints[0].host if net is None else net.zone_ip[zone_spec.name]
+            listen = f"{host}:{spec.endpoints[0].port}" if spec.endpoints else f"{host}:0"
             common = ("--topology", str(topology_file))
             if kind in (ServiceKind.PROFILE, ServiceKind.ORDERS):
                 argv = isthmus("serve", kind.value, *common, "--config", str(private_file))
@@ -118,6 +119,9 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
                 for endpoint in service["endpoints"]:
                     endpoint["host"] = net.zone_ip[zone["name"]]
             if service["kind"] == ServiceKind.ADS.value:
+                # The gateway calls the replicas themselves; Serve's proxy (the listed
+                # endpoint) stays up for callers without discovery.
+                service.pop("endpoints", None)
                 service["endpoints_file"] = str(run_dir / f"{service['name']}.endpoints.json")
                 service["health_check"] = "serve_healthz"
     return doc

@@ -86,7 +86,7 @@ class AdsConfig(_Strict):
     registry_dir: Path = Field(default=Path("var/models"), description="Model registry root.")
     model_name: str = Field(default="ctr", description="Model name inside the registry.")
     features_dir: Path | None = Field(
-        default=Path("var/features"),
+        default=Path("var/public/features"),
         description="Public feature snapshot root (CURRENT pointer); None = defaults only.",
     )
     rules_file: Path = Field(

@@ -29,10 +29,10 @@ SERVICER = "isthmus.ads.v1.ads_pb2_grpc.add_AdServiceServicer_to_server"
 
 
 def snapshot_loader() -> SnapshotLoader:
-    """Feature snapshots as the Spark export publishes them."""
-    from services.public.ads.service import no_snapshots
+    """Feature snapshots as the Spark export publishes them (pyarrow reader, no Spark)."""
+    from services.public.features.snapshot import load_current
 
-    return no_snapshots
+    return load_current
 
 
 @serve.deployment(name=DEPLOYMENT)

@@ -20,6 +20,7 @@ from services.public.ads import ranking
 from services.public.ads.config import AdsConfig
 from services.public.ads.models import ModelSet, Predictor, load_set
 from services.public.ads.rules import RulesError, RuleSet, load_rules
+from services.public.features.snapshot import SnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 class FeatureSnapshot(Protocol):
     """A published feature snapshot (see services/public/features)."""
 
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def lookup(self, pseudonymous_user_id: str) -> Mapping[str, object] | None: ...
 
@@ -163,7 +165,7 @@ class RankService:
             if "features" in changed:
                 try:
                     self.features = self._load_features() or self.features
-                except (OSError, ValueError) as exc:
+                except (OSError, ValueError, SnapshotError) as exc:
                     errors.append(f"feature snapshot refused, previous stays: {exc}")
             for message in errors:
                 log.error("%s", message)
