@@ -70,7 +70,7 @@ def build(topology: Topology, run_dir: Path, net: NetPlan | None) -> LocalPlan:
                 "server": {"caller": {"trust_header_without_tls": net is None}},
             }
         ),
-        gateway_file: _yaml(gateway_overrides(run_dir)),
+        gateway_file: _yaml(gateway_overrides(run_dir, runtime["gateway"]["listen"])),
         ads_file: _yaml({"features_dir": features}),
     }
     processes: list[ProcessSpec] = []
@@ -127,15 +127,27 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
     return doc
 
 
-def gateway_overrides(run_dir: Path) -> dict[str, Any]:
+METRICS_PORT = 50059
+
+
+def gateway_overrides(run_dir: Path, listen: dict[str, Any]) -> dict[str, Any]:
+    """Callers and their token key, and a Prometheus endpoint beside the listener."""
     return {
+        "server": {
+            "listen": listen,
+            "telemetry": {
+                "service_name": "isthmus-gateway",
+                "metrics": "prometheus",
+                "prometheus_listen": {"host": listen["host"], "port": METRICS_PORT},
+            },
+        },
         "auth": {
             "token_key": {
                 "file": str(run_dir / "secrets" / "gateway-token.key"),
                 "create_if_missing": True,
             },
             "callers": [{"name": n, "allow": allow} for n, allow in CALLERS.items()],
-        }
+        },
     }
 
 
