@@ -155,7 +155,10 @@ def _contract(args: argparse.Namespace) -> int:
 def _gateway(args: argparse.Namespace) -> int:
     from services.gateway import app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     return app.run(args.topology or constants.topology_path_from_env(), args)
 
 

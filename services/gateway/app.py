@@ -127,6 +127,12 @@ def load_gateway_config(topology_path: Path | None, gateway_path: Path | None) -
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="gateway YAML (GatewayConfig overrides)")
     parser.add_argument("--listen", help="HOST:PORT; default: the topology's gateway listen")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Python logging level (the gateway never logs payloads or metadata values)",
+    )
 
 
 def run(topology_path: Path | None, args: argparse.Namespace) -> int:
