@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from ray_jobs.sync import allowlist, features_logic, publish, scan
 from ray_jobs.sync.config import Locations
 from ray_jobs.sync.private_source import PrivateInputs
-from ray_jobs.sync.sync_events import erased_ids
+from ray_jobs.sync.sync_events import empty_ids, erased_ids
 from services.topology.model import DataSpec
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ def purged(
     """`events` without erased people (the DB's erasures and the exported erasure table)."""
     from pyspark.sql import functions as F
 
-    from_db = spark.createDataFrame([(p,) for p in inputs.erased], f"{KEY} STRING")
+    rows = [(p,) for p in inputs.erased]
+    from_db = spark.createDataFrame(rows, f"{KEY} STRING") if rows else empty_ids(spark)
     erased = from_db.unionByName(erased_ids(spark, locs)).distinct()
     return events.join(F.broadcast(erased), KEY, "left_anti")
 

@@ -111,7 +111,15 @@ def erased_ids(spark: SparkSession, locs: Locations) -> DataFrame:
     try:
         return spark.read.parquet(locs.erasures.uri).select("pseudonymous_user_id")
     except AnalysisException:  # no erasure exported yet
-        return spark.createDataFrame([], "pseudonymous_user_id STRING")
+        return empty_ids(spark)
+
+
+def empty_ids(spark: SparkSession) -> DataFrame:
+    """An empty id column built in the JVM (`createDataFrame([])` would start Python
+    workers for every micro-batch that joins it)."""
+    from pyspark.sql import functions as F
+
+    return spark.range(0).select(F.lit(None).cast("string").alias("pseudonymous_user_id"))
 
 
 def events_frame(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataFrame:

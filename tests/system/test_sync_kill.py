@@ -27,7 +27,7 @@ SEED = 6
 
 
 class Appender(threading.Thread):
-    """Lands a file every 0.2-0.6 s: new events, sometimes replays, sometimes bad lines."""
+    """Lands a file every 0.3-1.2 s: new events, sometimes replays, sometimes bad lines."""
 
     def __init__(self, world: World, rng: random.Random) -> None:
         super().__init__(daemon=True)
@@ -53,7 +53,7 @@ class Appender(threading.Thread):
                 batch.append({**batch[0], "event_id": bad})
                 self.bad.append(bad)
             self.world.landing.append(batch)
-            self.stop.wait(self.rng.uniform(0.2, 0.6))
+            self.stop.wait(self.rng.uniform(0.3, 1.2))
 
 
 def sync_command(topology: Path) -> list[str]:
@@ -114,6 +114,9 @@ def test_sync_survives_repeated_sigkill_exactly_once(tmp_path: Path) -> None:
         appender.stop.set()
         appender.join()
 
+    # Catch up in large batches (the file source allows changing this between restarts).
+    world.spec = world.spec.model_copy(update={"max_files_per_trigger": 1000})
+    topology = world.write_topology()
     final = subprocess.run(
         sync_command(topology), cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
     )
