@@ -71,7 +71,7 @@ def build(topology: Topology, run_dir: Path, net: NetPlan | None) -> LocalPlan:
             }
         ),
         gateway_file: _yaml(gateway_overrides(run_dir, runtime["gateway"]["listen"])),
-        ads_file: _yaml({"features_dir": features}),
+        ads_file: _yaml({"features_dir": features, "autoscaling": LOCAL_AUTOSCALING}),
     }
     processes: list[ProcessSpec] = []
     for zone_spec in topology.zones:
@@ -128,6 +128,10 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
 
 
 METRICS_PORT = 50059
+# The local platform compresses a day into minutes on two cores, so its ranking deployment
+# counts a replica as busy earlier (0.5 calls in flight, not 2) and gives capacity back after
+# 15 s rather than a minute; production keeps AdsConfig's defaults.
+LOCAL_AUTOSCALING = {"target_ongoing_requests": 0.5, "downscale_delay_s": 15, "max_replicas": 3}
 
 
 def gateway_overrides(run_dir: Path, listen: dict[str, Any]) -> dict[str, Any]:

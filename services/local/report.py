@@ -74,6 +74,8 @@ def _values(path: Path) -> Iterable[object]:
         yield from table.column_names
         for column in table.columns:
             yield from column.to_pylist()
+    elif path.suffix == ".json":
+        yield from _walk(json.loads(path.read_text()))
     elif path.suffix == ".db":
         yield from []  # the event-id index: ids only, checked through the log files
     else:
@@ -89,6 +91,19 @@ def _values(path: Path) -> Iterable[object]:
                 yield from record.values()
             else:
                 yield line
+
+
+def _walk(node: object) -> Iterable[object]:
+    """Every key and leaf value of a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+    else:
+        yield node
 
 
 def leak_scan(run_dir: Path, shoppers: list[Any]) -> dict[str, Any]:
@@ -150,7 +165,8 @@ def write_report(
             f"{c} {m}": n for (c, m), n in sorted(attempts.items())
         },
         "sensitive_attempts_on_public_clusters": sensitive_public,
-        "degraded_rank_answers": log.degraded,
+        "rank_default_features": log.degraded,
+        "rank_bid_only": log.bid_only,
         "model_versions": dict(log.model_versions),
         "replicas": {
             "min": min((r["replicas"] for r in timeline), default=0),
@@ -215,7 +231,8 @@ def _markdown(s: dict[str, Any]) -> str:
         f"Events accepted by EventService: {s['events_accepted']}; landing lines synced to the "
         f"warehouse this run: {s['sync_events'].get('landing_lines')}.",
         f"Feature snapshot published: {s['export_features'].get('version', s['export_features'])}.",
-        f"Degraded Rank answers: {s['degraded_rank_answers']}; "
+        f"Rank answers scored on default features (no snapshot yet): "
+        f"{s['rank_default_features']}; bid-only answers from the gateway: {s['rank_bid_only']}; "
         f"model versions: {s['model_versions']}.",
         "",
         "## Calls by route (client side)",

@@ -52,6 +52,7 @@ class CallLog:
     codes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     degraded: int = 0
+    bid_only: int = 0
     events_accepted: int = 0
     model_versions: Counter[str] = field(default_factory=Counter)
     window: list[tuple[float, float, bool]] = field(default_factory=list)  # (t, latency, ok)
@@ -151,7 +152,7 @@ class Driver:
                 cpc_bid_micros=200_000 + 10_000 * self.rng.randrange(60),
                 categories=[CATEGORIES[i % len(CATEGORIES)]],
             )
-            for i in range(40)
+            for i in range(100)
         ]
         ranked = await self.call(
             "ad-server",
@@ -174,8 +175,10 @@ class Driver:
         )
         if ranked is None:
             return
-        if ranked.degraded:
-            self.log.degraded += 1
+        if not ranked.model_version:
+            self.log.bid_only += 1  # the gateway's fallback: no ranking replica answered
+        elif ranked.degraded:
+            self.log.degraded += 1  # the model ran on default features (no snapshot yet)
         self.log.model_versions[ranked.model_version or "bid-only"] += 1
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
