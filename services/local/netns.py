@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PREFIX = "ism"
-GATEWAY_NS = f"{PREFIX}-gateway"
-HOST_LINK = f"{PREFIX}-gw-host"
 
 
 @dataclass(frozen=True)
@@ -44,25 +42,30 @@ class NetPlan:
     zone_ns: dict[str, str]  # zone name -> namespace
     zone_ip: dict[str, str]  # zone name -> address its services listen on
     gateway_ip: str  # where callers on the host reach the gateway
+    gateway_ns: str
+    host_link: str
 
     def namespace_of(self, zone: str | None) -> str:
-        return GATEWAY_NS if zone is None else self.zone_ns[zone]
+        return self.gateway_ns if zone is None else self.zone_ns[zone]
 
 
-def plan(zones: Sequence[str], subnet: str = "10.77") -> NetPlan:
+def plan(zones: Sequence[str], subnet: str = "10.77", prefix: str = PREFIX) -> NetPlan:
     """Namespaces and links for `zones` (in order); interface names stay under 16 bytes."""
-    links = [Link(None, HOST_LINK, f"{subnet}.0.1", GATEWAY_NS, "host0", f"{subnet}.0.2")]
+    gateway_ns, host_link = f"{prefix}-gateway", f"{prefix}-gw-host"
+    links = [Link(None, host_link, f"{subnet}.0.1", gateway_ns, "host0", f"{subnet}.0.2")]
     zone_ns: dict[str, str] = {}
     zone_ip: dict[str, str] = {}
     for i, zone in enumerate(zones, start=1):
-        namespace = f"{PREFIX}-z{i}-{zone}"[:40]
+        namespace = f"{prefix}-z{i}-{zone}"[:40]
         zone_ns[zone] = namespace
         zone_ip[zone] = f"{subnet}.{i}.2"
         links.append(
-            Link(GATEWAY_NS, f"zone{i}", f"{subnet}.{i}.1", namespace, "gw0", f"{subnet}.{i}.2")
+            Link(gateway_ns, f"zone{i}", f"{subnet}.{i}.1", namespace, "gw0", f"{subnet}.{i}.2")
         )
-    namespaces = (GATEWAY_NS, *zone_ns.values())
-    return NetPlan(namespaces, tuple(links), zone_ns, zone_ip, f"{subnet}.0.2")
+    namespaces = (gateway_ns, *zone_ns.values())
+    return NetPlan(
+        namespaces, tuple(links), zone_ns, zone_ip, f"{subnet}.0.2", gateway_ns, host_link
+    )
 
 
 def setup_commands(net: NetPlan) -> list[list[str]]:

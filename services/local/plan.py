@@ -54,23 +54,29 @@ def isthmus(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "services.cli", *args)
 
 
-def build(topology: Topology, run_dir: Path, net: NetPlan | None) -> LocalPlan:
+def build(
+    topology: Topology, run_dir: Path, net: NetPlan | None, metrics_port: int = 50059
+) -> LocalPlan:
     runtime = runtime_topology(topology, run_dir, net)
     topology_file = run_dir / "topology.yaml"
     private_file = run_dir / "private.yaml"
     gateway_file = run_dir / "gateway.yaml"
     ads_file = run_dir / "ads.yaml"
+    private_dir = run_dir.parent / "private"
+    secrets = private_dir / "secrets"
     features = topology.data.features_uri
     landing = topology.data.landing_uri
     files = {
         topology_file: _yaml(runtime),
         private_file: _yaml(
             {
-                "database_url": f"sqlite:///{run_dir.parent / 'private' / 'private.db'}",
+                "database_url": f"sqlite:///{private_dir / 'private.db'}",
+                "master_key": {"file": str(secrets / "master.key"), "create_if_missing": True},
+                "hmac_key": {"file": str(secrets / "hmac.key"), "create_if_missing": True},
                 "server": {"caller": {"trust_header_without_tls": net is None}},
             }
         ),
-        gateway_file: _yaml(gateway_overrides(run_dir, runtime["gateway"]["listen"])),
+        gateway_file: _yaml(gateway_overrides(run_dir, runtime["gateway"]["listen"], metrics_port)),
         ads_file: _yaml({"features_dir": features, "autoscaling": LOCAL_AUTOSCALING}),
     }
     processes: list[ProcessSpec] = []
@@ -127,14 +133,13 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
     return doc
 
 
-METRICS_PORT = 50059
 # The local platform compresses a day into minutes on two cores, so its ranking deployment
 # counts a replica as busy earlier (0.5 calls in flight, not 2) and gives capacity back after
 # 15 s rather than a minute; production keeps AdsConfig's defaults.
 LOCAL_AUTOSCALING = {"target_ongoing_requests": 0.5, "downscale_delay_s": 15, "max_replicas": 3}
 
 
-def gateway_overrides(run_dir: Path, listen: dict[str, Any]) -> dict[str, Any]:
+def gateway_overrides(run_dir: Path, listen: dict[str, Any], metrics_port: int) -> dict[str, Any]:
     """Callers and their token key, and a Prometheus endpoint beside the listener."""
     return {
         "server": {
@@ -142,7 +147,7 @@ def gateway_overrides(run_dir: Path, listen: dict[str, Any]) -> dict[str, Any]:
             "telemetry": {
                 "service_name": "isthmus-gateway",
                 "metrics": "prometheus",
-                "prometheus_listen": {"host": listen["host"], "port": METRICS_PORT},
+                "prometheus_listen": {"host": listen["host"], "port": metrics_port},
             },
         },
         "auth": {

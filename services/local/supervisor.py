@@ -46,6 +46,7 @@ class RunState:
     processes: list[Started]
     namespaces: list[str]
     isolated: bool
+    host_link: str = ""
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
@@ -79,6 +80,7 @@ def start_all(plan: LocalPlan, progress: object = print) -> RunState:
         [],
         list(plan.net.namespaces) if plan.net else [],
         plan.net is not None,
+        plan.net.host_link if plan.net else "",
     )
     if plan.net is not None:
         netns.apply(plan.net)
@@ -153,7 +155,7 @@ def stop_all(state: RunState, grace_s: float = 45.0) -> list[int]:
     while run_processes(state.run_id) and time.monotonic() < deadline:
         time.sleep(0.2)
     if state.isolated:
-        netns.run_ip(["ip", "link", "del", netns.HOST_LINK], check=False)
+        netns.run_ip(["ip", "link", "del", state.host_link], check=False)
         for ns in reversed(state.namespaces):
             netns.run_ip(["ip", "netns", "del", ns], check=False)
     return killed
