@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
     demo.add_argument("--report-dir", type=Path, default=Path("var/reports"), help="output")
     demo.add_argument("--seconds", type=float, default=150.0, help="length of the day")
-    demo.add_argument("--base-rps", type=float, default=3.0, help="visits/s at quiet times")
+    demo.add_argument("--base-rps", type=float, default=5.0, help="visits/s at quiet times")
     demo.add_argument("--peak-factor", type=float, default=10.0, help="peak / baseline")
     demo.add_argument("--shoppers", type=int, default=120, help="shoppers to onboard")
     demo.set_defaults(handler=_demo)

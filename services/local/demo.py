@@ -27,7 +27,7 @@ from services.local.up import token_for
 @dataclass
 class DemoSettings:
     seconds: float = 150.0
-    base_rps: float = 3.0  # visits per second at the quiet ends of the day
+    base_rps: float = 5.0  # visits per second at the quiet ends of the day
     peak_factor: float = 10.0
     shoppers: int = 120
 

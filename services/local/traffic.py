@@ -152,7 +152,7 @@ class Driver:
                 cpc_bid_micros=200_000 + 10_000 * self.rng.randrange(60),
                 categories=[CATEGORIES[i % len(CATEGORIES)]],
             )
-            for i in range(100)
+            for i in range(200)
         ]
         ranked = await self.call(
             "ad-server",

@@ -116,11 +116,11 @@ def test_up_demo_down(tmp_path: Path) -> None:
             "--report-dir",
             str(reports),
             "--seconds",
-            "45",
+            "60",
             "--shoppers",
             "40",
             "--base-rps",
-            "3",
+            "5",
         )
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         report = json.loads((reports / "demo.json").read_text())
