@@ -30,7 +30,9 @@ def describe_topology(topology: Topology, table: dict[str, MethodInfo]) -> str:
         lines.append(f"  zone {zone.name} ({zone.kind}, priority {zone.priority})")
         for spec in zone.services:
             rpcs = sorted(m.name for m in table.values() if m.service == spec.proto_service)
-            endpoints = ", ".join(e.address for e in spec.endpoints)
+            endpoints = ", ".join(e.address for e in spec.endpoints) or (
+                f"endpoints from {spec.endpoints_file}"
+            )
             lines.append(
                 f"    {spec.name}: {spec.proto_service} [{', '.join(rpcs)}] at {endpoints}"
             )

@@ -6,7 +6,8 @@ sensitivity declared in the protos, balances, retries and fails over, forwarding
     balancer.py  endpoint state: power-of-two-choices, outlier ejection, circuit breaking (pure)
     auth.py      signed tokens, per-method authorization, token-bucket rate limits (pure)
     degraded.py  bid-only ranking when no public zone can answer (pure)
-    upstream.py  channels and active health checks (I/O)
+    discovery.py endpoints files (Ray Serve direct ingress): parse, diff, poll
+    upstream.py  channels, active health checks, discovered endpoints (I/O)
     proxy.py     the transparent proxy handler (I/O)
     admin.py     GatewayAdminService
     app.py       wiring and `isthmus gateway`

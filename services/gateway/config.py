@@ -106,7 +106,7 @@ class OutlierConfig(_Strict):
 
 
 class HealthCheckConfig(_Strict):
-    """Active health checks with grpc.health.v1."""
+    """Active health checks (each cluster says how: grpc.health.v1 or Serve's Healthz)."""
 
     interval_s: float = Field(default=1.0, gt=0, description="Time between checks.")
     timeout_s: float = Field(default=0.5, gt=0, description="Time allowed for one check.")

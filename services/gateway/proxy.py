@@ -141,11 +141,12 @@ class Gateway:
                 and previous.tls == config.upstream_tls
                 and previous.breaker == config.circuit_breaker
             )
-            clusters[cluster.name] = (
-                previous
-                if keep and previous is not None
-                else ClusterRuntime(cluster, config.upstream_tls, config.circuit_breaker)
-            )
+            if keep and previous is not None:
+                clusters[cluster.name] = previous
+                continue
+            fresh = ClusterRuntime(cluster, config.upstream_tls, config.circuit_breaker)
+            fresh.seed(previous)
+            clusters[cluster.name] = fresh
         return Snapshot(config, table, clusters)
 
     def reload(self, config: GatewayConfig) -> list[ClusterRuntime]:

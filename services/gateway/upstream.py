@@ -105,6 +105,19 @@ class ClusterRuntime:
             )
         return added
 
+    def seed(self, previous: ClusterRuntime | None) -> None:
+        """Read the endpoints file now, keeping what `previous` (the runtime this one replaces
+        on a reload) knew about each endpoint's health, so a rebuilt cluster does not start
+        empty or all-unhealthy."""
+        addresses = self.source.poll() if self.source is not None else None
+        if addresses is None:
+            return
+        self.apply(addresses)
+        for endpoint in self.endpoints:
+            old = previous.endpoint(endpoint.address) if previous is not None else None
+            if old is not None and not old.removed:
+                endpoint.healthy = old.healthy
+
     async def reap(self) -> None:
         """Forget removed endpoints that have no call in flight, and close their channels."""
         done = [e for e in self.endpoints if e.removed and not e.in_flight]

@@ -3,6 +3,7 @@ answer /ray.serve.RayServeAPIService/Healthz, the file rewritten under load."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -310,3 +311,34 @@ def test_bad_or_missing_file_keeps_the_last_good_set(
         "the next good file to apply",
     )
     assert any("valid again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reload_that_rebuilds_the_cluster_keeps_serving(serve: Serve) -> None:
+    """Changing a discovered cluster's config rebuilds it; the new one reads the file at once
+    and keeps the endpoints' health, so no call fails in between."""
+    r0, r1, _, _ = serve.replicas
+    gateway = serve.runtime.gateway
+    old_config = gateway.snapshot.config
+    (cluster,) = old_config.clusters
+    new_config = old_config.model_copy(
+        update={"clusters": [cluster.model_copy(update={"health_check": "grpc_health"})]}
+    )
+    load = Load(serve, method="Write")
+    try:
+        time.sleep(0.3)
+        retired = serve.loop.run(_reload(gateway, new_config))
+        assert serve.states() == {address(r0): (True, False), address(r1): (True, False)}
+        time.sleep(0.5)
+    finally:
+        load.stop()
+    assert load.errors == []
+    assert load.ok > 50
+    serve.loop.run(_close(retired))
+
+
+async def _reload(gateway: Any, config: GatewayConfig) -> Any:
+    return gateway.reload(config)
+
+
+async def _close(clusters: Any) -> None:
+    await asyncio.gather(*(c.close() for c in clusters))
