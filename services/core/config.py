@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -70,6 +71,12 @@ class CallerPolicy(BaseModel):
         default=False,
         description="Believe x-isthmus-caller on plaintext connections. Only for loopback or "
         "namespace-isolated local runs where the gateway is the only peer that can connect.",
+    )
+    trusted_peer_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field(
+        default=(),
+        description="Believe x-isthmus-caller on plaintext connections from these peer "
+        "addresses only: the gateway's end of a link no one else can use (a zone namespace's "
+        "one veth). Production uses mTLS and trusted_forwarders instead.",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ def unbind_caller(token: contextvars.Token[Caller]) -> None:
     _current.reset(token)
 
 
-def resolve_caller(peer_names: Iterable[str], asserted: str | None, policy: CallerPolicy) -> Caller:
+def resolve_caller(
+    peer_names: Iterable[str], asserted: str | None, policy: CallerPolicy, peer: str = ""
+) -> Caller:
     """Decide who is calling. Pure.
 
     `peer_names` are the verified certificate names of the TCP peer (empty without mTLS);
@@ -65,7 +68,22 @@ def resolve_caller(peer_names: Iterable[str], asserted: str | None, policy: Call
         return Caller(names[0], CallerSource.CERTIFICATE)
     if asserted and policy.trust_header_without_tls:
         return Caller(asserted, CallerSource.ASSERTED)
+    if asserted and policy.trusted_peer_networks and _peer_in(peer, policy):
+        return Caller(asserted, CallerSource.ASSERTED)
     return ANONYMOUS
+
+
+def _peer_in(peer: str, policy: CallerPolicy) -> bool:
+    """Is gRPC's peer string ("ipv4:10.77.1.1:4242", "ipv6:[::1]:4242") in a trusted network?"""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return False
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in policy.trusted_peer_networks)
 
 
 def peer_names_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> list[str]:

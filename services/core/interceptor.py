@@ -69,6 +69,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             peer_names_from_auth_context(context.auth_context()),
             metadata.get(CALLER_HEADER),
             self._caller_policy,
+            context.peer(),
         )
         token = bind_caller(caller)
         code: grpc.StatusCode | None = None

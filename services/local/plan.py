@@ -73,7 +73,7 @@ def build(
                 "database_url": f"sqlite:///{private_dir / 'private.db'}",
                 "master_key": {"file": str(secrets / "master.key"), "create_if_missing": True},
                 "hmac_key": {"file": str(secrets / "hmac.key"), "create_if_missing": True},
-                "server": {"caller": {"trust_header_without_tls": net is None}},
+                "server": {"caller": _caller_trust(topology, net)},
             }
         ),
         gateway_file: _yaml(gateway_overrides(run_dir, runtime["gateway"]["listen"], metrics_port)),
@@ -158,6 +158,16 @@ def gateway_overrides(run_dir: Path, listen: dict[str, Any], metrics_port: int) 
             "callers": [{"name": n, "allow": allow} for n, allow in CALLERS.items()],
         },
     }
+
+
+def _caller_trust(topology: Topology, net: NetPlan | None) -> dict[str, Any]:
+    """Private services believe the gateway's x-isthmus-caller: on loopback, or from the
+    gateway's end of the private zone's one link when the zone has its own namespace."""
+    if net is None:
+        return {"trust_header_without_tls": True}
+    private = [z.name for z in topology.zones if z.kind is ZoneKind.PRIVATE]
+    ends = [link.near_ip for link in net.links if link.far_ns in {net.zone_ns[z] for z in private}]
+    return {"trusted_peer_networks": [f"{ip}/32" for ip in ends]}
 
 
 def public_zones(topology: Topology) -> list[str]:

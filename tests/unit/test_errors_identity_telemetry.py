@@ -144,3 +144,22 @@ def test_valid_traceparent_and_tracestate_are_joined() -> None:
     assert span.context.trace_state.get("vendor") == "opaque"
     assert span.status.status_code.name == "ERROR"
     assert span.attributes["error.type"] == "INTERNAL"
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("ipv4:10.77.1.1:40412", ("checkout", CallerSource.ASSERTED)),
+        ("ipv4:10.77.1.9:40412", ("anonymous", CallerSource.ANONYMOUS)),
+        ("ipv6:[fd00::1]:5000", ("checkout", CallerSource.ASSERTED)),
+        ("ipv6:[fd00::2]:5000", ("anonymous", CallerSource.ANONYMOUS)),
+        ("unix:/tmp/sock", ("anonymous", CallerSource.ANONYMOUS)),
+        ("", ("anonymous", CallerSource.ANONYMOUS)),
+    ],
+)
+def test_header_believed_only_from_a_trusted_peer_network(
+    peer: str, expected: tuple[str, CallerSource]
+) -> None:
+    policy = CallerPolicy(trusted_peer_networks=("10.77.1.1/32", "fd00::1/128"))
+    caller = resolve_caller([], "checkout", policy, peer)
+    assert (caller.name, caller.source) == expected
