@@ -66,15 +66,16 @@ def offsets(world: World) -> int:
 
 
 def run_and_kill(world: World, topology: Path, rng: random.Random, kind: str) -> bool:
-    """Start a sync and SIGKILL it: at a random time ("blind", maybe during start-up), or a
-    random moment after it began a new batch ("mid-batch"). False if it finished first."""
+    """Start a sync and SIGKILL it: at a random time ("blind": during JVM start-up, query
+    start, the recovery batch or a later one), or a random moment after it planned a new
+    batch ("mid"). False if it finished first."""
     before = offsets(world)
     proc = subprocess.Popen(
         sync_command(topology), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         if kind == "blind":
-            deadline = time.monotonic() + rng.uniform(1.0, 12.0)
+            deadline = time.monotonic() + rng.uniform(3.0, 30.0)
         else:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and offsets(world) == before and proc.poll() is None:
@@ -109,7 +110,7 @@ def test_sync_survives_repeated_sigkill_exactly_once(tmp_path: Path) -> None:
         while kills < KILLS:
             attempts += 1
             assert attempts < 3 * KILLS, "the sync kept finishing before it could be killed"
-            kills += run_and_kill(world, topology, rng, "blind" if attempts % 3 == 0 else "mid")
+            kills += run_and_kill(world, topology, rng, "mid" if attempts % 3 == 0 else "blind")
     finally:
         appender.stop.set()
         appender.join()
