@@ -51,6 +51,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from ray_jobs.sync.allowlist import NotAllowlisted
+    from ray_jobs.sync.erasure import SyncBusy
+    from ray_jobs.sync.export_features import ExportRefused
+
+    try:
+        return _run(args)
+    except (SyncBusy, ExportRefused, NotAllowlisted, ValueError, FileNotFoundError) as exc:
+        print(f"isthmus sync {args.job}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     spec = load_topology(args.topology or constants.topology_path_from_env()).data
     locs = Locations.from_spec(spec)
     if args.job == "rollback-features":

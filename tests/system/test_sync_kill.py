@@ -66,15 +66,16 @@ def offsets(world: World) -> int:
 
 
 def run_and_kill(world: World, topology: Path, rng: random.Random, kind: str) -> bool:
-    """Start a sync and SIGKILL it: at a random time ("blind", maybe during start-up), or a
-    random moment after it began a new batch ("mid-batch"). False if it finished first."""
+    """Start a sync and SIGKILL it: at a random time ("blind": during JVM start-up, query
+    start, the recovery batch or a later one), or a random moment after it planned a new
+    batch ("mid"). False if it finished first."""
     before = offsets(world)
     proc = subprocess.Popen(
         sync_command(topology), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         if kind == "blind":
-            deadline = time.monotonic() + rng.uniform(1.0, 12.0)
+            deadline = time.monotonic() + rng.uniform(5.0, 40.0)
         else:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and offsets(world) == before and proc.poll() is None:

@@ -4,10 +4,11 @@ k-anonymity, consent, sink-log parsing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from ray_jobs.sync import allowlist, features_logic, scan, schema
+from ray_jobs.sync import allowlist, features_logic, scan, schema, sinklog
 from ray_jobs.sync.config import Location, Locations, RemoteStorageNotSupported
 from ray_jobs.sync.session import spark_conf
 from services.topology.model import DataSpec
@@ -132,7 +133,7 @@ def test_explicit_refusal_of_personalised_ads_wins() -> None:
     assert allowed(later_yes) is True
 
 
-def test_locations_resolve_relative_paths_and_keep_remote_uris(tmp_path: object) -> None:
+def test_locations_resolve_relative_paths_and_keep_remote_uris() -> None:
     locs = Locations.from_spec(DataSpec(warehouse_uri="s3a://bucket/wh/"))
     assert locs.events.uri == "s3a://bucket/wh/events"
     with pytest.raises(RemoteStorageNotSupported):
@@ -149,3 +150,41 @@ def test_local_spark_stays_on_loopback() -> None:
     assert conf["spark.driver.bindAddress"] == "127.0.0.1"
     assert conf["spark.ui.enabled"] == "false"
     assert "spark.driver.host" not in spark_conf(DataSpec(spark_master="spark://h:7077"))
+
+
+def entry(path: str, size: int = 10, action: str = "add") -> str:
+    return json.dumps(
+        {
+            "path": f"file://{path}",
+            "size": size,
+            "isDir": False,
+            "modificationTime": 1,
+            "blockReplication": 1,
+            "blockSize": 33554432,
+            "action": action,
+        },
+        separators=(",", ":"),
+    )
+
+
+def test_sink_log_live_files_follow_the_latest_compaction(tmp_path: Path) -> None:
+    log = tmp_path / sinklog.METADATA
+    log.mkdir()
+    (log / "0").write_text("v1\n" + entry("/s/old.parquet"))  # superseded by 9.compact
+    (log / "9.compact").write_text("v1\n" + entry("/s/a.parquet") + "\n" + entry("/s/b.parquet"))
+    (log / "10").write_text(
+        "v1\n" + entry("/s/c.parquet") + "\n" + entry("/s/a.parquet", action="delete")
+    )
+    (log / ".10.crc").write_text("x")
+    assert sinklog.live_files(tmp_path) == [Path("/s/b.parquet"), Path("/s/c.parquet")]
+
+
+def test_sink_log_patch_changes_only_the_named_entries() -> None:
+    text = "v1\n" + entry("/s/a.parquet") + "\n" + entry("/s/b%3D1.parquet")
+    patched = sinklog.patch_entries(text, {"/s/b=1.parquet": (7, 99)})
+    assert patched is not None
+    lines = patched.splitlines()
+    assert lines[:2] == text.splitlines()[:2]
+    assert json.loads(lines[2])["size"] == 7
+    assert json.loads(lines[2])["modificationTime"] == 99
+    assert sinklog.patch_entries(text, {"/s/z.parquet": (1, 1)}) is None
