@@ -10,10 +10,6 @@ from pathlib import Path
 
 from services import constants
 
-# Commands still to be built, and the issue that builds each; listed in --help so the shape of
-# the tool is visible, refused honestly when called.
-PLANNED: dict[str, tuple[str, int]] = {}
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -29,10 +25,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    if args.command in PLANNED:
-        summary, issue = PLANNED[args.command]
-        print(f"isthmus {args.command}: not built yet (issue #{issue}: {summary})", file=sys.stderr)
         return 2
     try:
         result: int = args.handler(args)
@@ -119,9 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--peak-factor", type=float, default=10.0, help="peak / baseline")
     demo.add_argument("--shoppers", type=int, default=120, help="shoppers to onboard")
     demo.set_defaults(handler=_demo)
-
-    for name, (summary, issue) in PLANNED.items():
-        sub.add_parser(name, help=f"{summary} [planned, issue #{issue}]")
     return parser
 
 
@@ -206,7 +195,11 @@ def _demo(args: argparse.Namespace) -> int:
     from services.local.demo import DemoSettings, demo
 
     settings = DemoSettings(args.seconds, args.base_rps, args.peak_factor, args.shoppers)
-    summary = demo(args.run_dir, settings, args.report_dir)
+    try:
+        summary = demo(args.run_dir, settings, args.report_dir)
+    except RuntimeError as exc:  # not up, or a sync job failed: the message says which
+        print(f"isthmus demo: {exc}", file=sys.stderr)
+        return 1
     print((args.report_dir / "demo.md").read_text())
     print(f"report: {args.report_dir / 'demo.md'} (chart {args.report_dir / 'demo.png'})")
     ok = (

@@ -15,17 +15,24 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_help_lists_built_and_planned_commands() -> None:
+def test_help_lists_the_commands() -> None:
     result = run("--help")
     assert result.returncode == 0
     for command in ("protos", "contract", "plan", "up", "down", "demo", "gateway", "serve"):
         assert f"    {command} " in result.stdout
 
 
-def test_planned_command_refuses_honestly() -> None:
-    result = run("up")
-    assert result.returncode == 2
-    assert "not built yet (issue #7" in result.stderr
+def test_down_without_up_has_nothing_to_stop(tmp_path: Path) -> None:
+    result = run("down", "--run-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "nothing to stop" in result.stdout
+
+
+def test_demo_without_up_says_so_without_a_traceback(tmp_path: Path) -> None:
+    result = run("demo", "--run-dir", str(tmp_path), "--report-dir", str(tmp_path / "r"))
+    assert result.returncode == 1
+    assert "the platform is not up; run `isthmus up` first" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_contract_lists_every_rpc() -> None:
