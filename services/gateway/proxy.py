@@ -255,7 +255,7 @@ class Gateway:
         `context` as they arrive; initial metadata goes out just before the first response,
         so a call that fails before answering can still be retried elsewhere."""
         reply = Reply(grpc.StatusCode.OK)
-        self.counters["attempts"].add(1, {**cluster.labels, "rpc_method": method.path})
+        self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
         span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
         endpoint.in_flight += 1
@@ -335,7 +335,7 @@ class Gateway:
         caller: str,
     ) -> Reply:
         reply = Reply(grpc.StatusCode.OK)
-        self.counters["attempts"].add(1, {**cluster.labels, "rpc_method": method.path})
+        self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
         span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
         timeout = _deadline_timeout(context)

@@ -59,12 +59,20 @@ class ClusterRuntime:
         self._max_pending = breaker.max_pending
         self.pending = 0
         self.labels = {"cluster": config.name}  # metric attributes
+        self._attempt_labels: dict[str, dict[str, str]] = {}
         self._callables: dict[tuple[str, str], Any] = {}
         self.source = (
             FileEndpointSource(config.endpoints_file, config.name)
             if config.endpoints_file is not None
             else None
         )
+
+    def attempt_labels(self, method_path: str) -> dict[str, str]:
+        """Metric attributes of one attempt (cluster and method), built once per method."""
+        labels = self._attempt_labels.get(method_path)
+        if labels is None:
+            labels = self._attempt_labels[method_path] = {**self.labels, "rpc_method": method_path}
+        return labels
 
     def channel(self, address: str) -> grpc.aio.Channel:
         return self._channels[address]

@@ -87,6 +87,18 @@ class Lab:
             )
         )
 
+    def attempts_by(self) -> dict[tuple[str, str], int]:
+        """isthmus.gateway.attempts by (cluster, rpc_method)."""
+        data = self.metrics.get_metrics_data()
+        return {
+            (str(p.attributes["cluster"]), str(p.attributes["rpc_method"])): int(p.value)
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == "isthmus.gateway.attempts"
+            for p in metric.data.data_points
+        }
+
     def kill(self, upstream: Upstream) -> None:
         self.loop.run(upstream.server.stop(0))
         upstream.stopped = True

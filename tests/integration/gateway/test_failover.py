@@ -102,6 +102,9 @@ def test_rank_fails_over_then_degrades_when_no_public_zone_is_up(lab: Any) -> No
     assert lab.counter("degraded") == 1
     assert lab.counter("failovers") >= 2  # public-a -> public-b, twice
     assert lab.counter("attempts") >= 3
+    attempts = lab.attempts_by()
+    assert {m for _, m in attempts} == {"/isthmus.ads.v1.AdService/Rank"}
+    assert {c for c, _ in attempts} == {"public-a", "public-b"}
 
 
 def test_sensitive_calls_fail_closed_when_the_private_zone_is_down(lab: Any) -> None:
@@ -116,6 +119,8 @@ def test_sensitive_calls_fail_closed_when_the_private_zone_is_down(lab: Any) -> 
         u.echo.calls["Secret"] for z in ("public-a", "public-b") for u in lab.upstreams[z]
     )
     assert public_calls == 0
+    secret_attempts = {c for c, m in lab.attempts_by() if m.endswith("/Secret")}
+    assert secret_attempts == {"private"}  # the gateway's own count agrees
 
 
 def test_retries_never_duplicate_a_non_idempotent_call(lab: Any) -> None:
