@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +177,14 @@ async def serve(server: Server) -> None:
     await stopping.wait()
     log.info("signal received; draining for up to %.1f s", server.config.shutdown_grace_s)
     await server.stop()
+
+
+def free_port(preferred: int = 0, host: str = "127.0.0.1") -> int:
+    """`preferred` if nothing listens on it, else a port the OS picks (for servers that need a
+    number up front, e.g. Serve's proxies or a metrics endpoint named in a config file)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, preferred))
+        except OSError:
+            probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -131,12 +131,11 @@ def run_processes(run_id: str) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                stat = (entry / "stat").read_text()
-                if stat.rsplit(")", 1)[1].split()[0] != "Z":  # zombies are already gone
-                    found.append(int(entry.name))
+            carries = marker in (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
+        if carries and is_running(int(entry.name)):
+            found.append(int(entry.name))
     return found
 
 
@@ -145,7 +144,7 @@ def stop_all(state: RunState, grace_s: float = 45.0) -> list[int]:
     for started in reversed(state.processes):
         _signal(started.pid, signal.SIGTERM)  # the service shuts down what it started
         deadline = time.monotonic() + grace_s
-        while _alive(started.pid) and time.monotonic() < deadline:
+        while is_running(started.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
     killed = run_processes(state.run_id)
     for pid in killed:
@@ -166,7 +165,8 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def _alive(pid: int) -> bool:
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (a child of ours is reaped here first)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     try:

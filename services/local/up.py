@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 
+from services.core.server import free_port
 from services.gateway.auth import issue_token
 from services.local import netns
 from services.local.plan import build, public_zones
@@ -47,7 +48,7 @@ def up(topology: Topology, run_dir: Path, isolate: bool | None) -> RunState:
         "zones in network namespaces: "
         + ("yes (private <-> gateway <-> public)" if net else "no (not root: loopback only)")
     )
-    plan = build(topology, run_dir, net, metrics_port=_port_or_free(50059))
+    plan = build(topology, run_dir, net, metrics_port=free_port(50059))
     state = start_all(plan)
     try:
         wait_until_serving(state, run_dir)
@@ -55,17 +56,6 @@ def up(topology: Topology, run_dir: Path, isolate: bool | None) -> RunState:
         stop_all(state)
         raise
     return state
-
-
-def _port_or_free(preferred: int) -> int:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def ensure_model(registry: Path = Path("var/models")) -> None:

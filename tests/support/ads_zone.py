@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,8 +18,8 @@ from pathlib import Path
 import grpc
 
 from isthmus.ads.v1 import ads_pb2, ads_pb2_grpc
-
-ROOT = Path(__file__).resolve().parents[2]
+from services.core.server import free_port
+from tests.support.processes import start_cli_server
 
 
 @dataclass
@@ -72,35 +71,14 @@ def start_ads_zone(workdir: Path, config_yaml: str, port: int = 0) -> AdsZonePro
     config = workdir / "ads.yaml"
     config.write_text(config_yaml)
     run_dir = workdir / "run"
-    log = (workdir / "ads-zone.log").open("w")
-    command = [sys.executable, "-m", "services.cli", "serve", "ads", "--config", str(config)]
-    command += ["--run-dir", str(run_dir), "--listen", f"127.0.0.1:{port or _free_port()}"]
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        start_new_session=True,
+    proc, grpc_port = start_cli_server(
+        *("serve", "ads", "--config", str(config), "--run-dir", str(run_dir)),
+        *("--listen", f"127.0.0.1:{port or free_port()}"),
+        log=workdir / "ads-zone.log",
+        new_session=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        proc.wait(30)
-        raise RuntimeError(f"ads zone did not start: {line!r}; see {workdir / 'ads-zone.log'}")
     endpoints = run_dir / "ads-a.endpoints.json"
-    return AdsZoneProcess(
-        proc, int(line.rsplit(":", 1)[1]), endpoints, run_dir / "ads-a.status.json"
-    )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return AdsZoneProcess(proc, grpc_port, endpoints, run_dir / "ads-a.status.json")
 
 
 def rank_request(n: int, request_id: str, user: str = "") -> ads_pb2.RankRequest:

@@ -9,19 +9,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_cli_server(*args: str) -> tuple[subprocess.Popen[str], int]:
+def start_cli_server(
+    *args: str, log: Path | None = None, new_session: bool = False
+) -> tuple[subprocess.Popen[str], int]:
     """`isthmus ARGS` (a command that prints "listening on H:P"); returns the process and the
-    port. The caller stops it (SIGTERM) or kills it."""
+    port. Its stderr goes to `log` (or nowhere); `new_session` puts it in a process group of
+    its own. The caller stops it (SIGTERM) or kills it."""
     command = [sys.executable, "-m", "services.cli", *args]
+    stderr = log.open("w") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=new_session,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
         proc.kill()
-        proc.wait(10)
-        raise RuntimeError(f"server did not start: {line!r}")
+        proc.wait(30)
+        raise RuntimeError(f"server did not start: {line!r}" + (f"; see {log}" if log else ""))
     return proc, int(line.rsplit(":", 1)[1])
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from services.local import netns
 from services.local.report import leak_scan
-from services.local.supervisor import RunState, run_processes
+from services.local.supervisor import RunState, is_running, run_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,19 +149,12 @@ def test_up_demo_down(tmp_path: Path) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert state is not None
     time.sleep(1)
-    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    alive = [pid for pid in pids if is_running(pid)]
     assert alive == [], f"still running after down: {alive}"
     assert run_processes(state.run_id) == []
     for port in (gateway, profile, orders, ads, events):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 @pytest.mark.skipif(not netns.can_isolate(), reason="network namespaces need root and `ip`")

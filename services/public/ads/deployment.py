@@ -21,18 +21,11 @@ from ray.serve.metrics import Counter
 from isthmus.ads.v1 import ads_pb2
 from services.core.errors import to_status
 from services.public.ads.config import AdsConfig
-from services.public.ads.service import RankService, SnapshotLoader
+from services.public.ads.service import RankService
 
 log = logging.getLogger(__name__)
 DEPLOYMENT = "AdRanker"
 SERVICER = "isthmus.ads.v1.ads_pb2_grpc.add_AdServiceServicer_to_server"
-
-
-def snapshot_loader() -> SnapshotLoader:
-    """Feature snapshots as the Spark export publishes them (pyarrow reader, no Spark)."""
-    from services.public.features.snapshot import load_current
-
-    return load_current
 
 
 @serve.deployment(name=DEPLOYMENT)
@@ -40,7 +33,7 @@ class AdRanker:
     def __init__(self, config: dict[str, Any]) -> None:
         logging.basicConfig(level=logging.INFO)
         self._config = AdsConfig.model_validate(config)
-        self._service = RankService(self._config, snapshot_loader())
+        self._service = RankService(self._config)
         self._answers = Counter(
             "isthmus_rank_answers",
             description="Rank answers by model version (shows a canary split).",

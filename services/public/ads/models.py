@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,17 @@ class ModelSet:
     stable: Predictor
     canary: Predictor | None = None
     canary_weight: float = 0.0
-    versions: tuple[str, ...] = field(default=())
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return (
+            (self.stable.version,)
+            if self.canary is None
+            else (
+                self.stable.version,
+                self.canary.version,
+            )
+        )
 
     def pick(self, key: str) -> Predictor:
         """The version that answers this request: sticky per key (the viewer, or the request
@@ -99,8 +109,7 @@ def load_set(
         except RegistryError as exc:
             log.error("canary %s refused; %s takes all traffic: %s", plan.canary, plan.stable, exc)
     weight = plan.canary_weight if canary is not None else 0.0
-    versions = (stable.version,) if canary is None else (stable.version, canary.version)
-    return ModelSet(stable, canary, weight, versions)
+    return ModelSet(stable, canary, weight)
 
 
 def _by_version(models: ModelSet) -> dict[str, Predictor]:

@@ -8,10 +8,9 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from isthmus.ads.v1 import ads_pb2
 from services.core.errors import InvalidArgument
@@ -20,21 +19,9 @@ from services.public.ads import ranking
 from services.public.ads.config import AdsConfig
 from services.public.ads.models import ModelSet, Predictor, load_set
 from services.public.ads.rules import RulesError, RuleSet, load_rules
-from services.public.features.snapshot import SnapshotError
+from services.public.features.snapshot import FeatureSnapshot, SnapshotError, load_current
 
 log = logging.getLogger(__name__)
-
-
-class FeatureSnapshot(Protocol):
-    """A published feature snapshot (see services/public/features)."""
-
-    @property
-    def version(self) -> str: ...
-
-    def lookup(self, pseudonymous_user_id: str) -> Mapping[str, object] | None: ...
-
-
-SnapshotLoader = Callable[[Path], FeatureSnapshot | None]
 
 
 _PENDING = Exception("not ranked yet")
@@ -42,10 +29,6 @@ _PENDING = Exception("not ranked yet")
 
 def _user_row(features: FeatureSnapshot | None, user_id: str) -> Mapping[str, object] | None:
     return None if features is None or not user_id else features.lookup(user_id)
-
-
-def no_snapshots(root: Path) -> FeatureSnapshot | None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -60,10 +43,9 @@ class Health:
 
 
 class RankService:
-    def __init__(self, config: AdsConfig, snapshots: SnapshotLoader = no_snapshots) -> None:
+    def __init__(self, config: AdsConfig) -> None:
         self.config = config
         self._registry = ModelRegistry(config.registry_dir, config.model_name)
-        self._snapshots = snapshots
         self._lock = threading.Lock()
         self._stamps: dict[str, object] = {}
         self.last_error: str | None = None
@@ -175,7 +157,7 @@ class RankService:
 
     def _load_features(self) -> FeatureSnapshot | None:
         root = self.config.features_dir
-        return None if root is None else self._snapshots(root)
+        return None if root is None else load_current(root)
 
     def _file_stamps(self) -> dict[str, object]:
         """A cheap fingerprint per input: pointer files' (mtime, size, inode)."""

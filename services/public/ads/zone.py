@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.durable import write_synced
+from services.core.server import free_port
 from services.public.ads.config import AdsConfig
 from services.public.ads.deployment import DEPLOYMENT, SERVICER, build_app
 from services.topology.model import RayConfig
@@ -112,12 +112,6 @@ def ray_tmpdir(run_dir: Path) -> Path:
     path = Path(tempfile.gettempdir()) / f"isthmus-ray-{digest}"
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class AdsZone:
