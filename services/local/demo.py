@@ -20,7 +20,7 @@ from services.local import netns
 from services.local.plan import CALLERS
 from services.local.report import leak_scan, write_report
 from services.local.supervisor import RunState, state_path
-from services.local.traffic import CallLog, Driver
+from services.local.traffic import CallLog, Driver, Shopper
 from services.local.up import token_for
 
 
@@ -61,7 +61,7 @@ def window_stats(log: CallLog, since: float) -> tuple[float, float, float, int]:
 
 async def drive(
     state: RunState, run_dir: Path, settings: DemoSettings, timeline: Timeline
-) -> CallLog:
+) -> tuple[CallLog, list[Shopper]]:
     tokens = {name: token_for(run_dir, name) for name in CALLERS}
     driver = Driver(state.gateway, tokens)
     try:
@@ -97,8 +97,7 @@ async def drive(
         await driver.peak_day(
             shoppers, settings.seconds, settings.base_rps, settings.peak_factor, tick
         )
-        driver.log.shoppers = shoppers  # type: ignore[attr-defined]
-        return driver.log
+        return driver.log, shoppers
     finally:
         await driver.close()
 
@@ -138,14 +137,13 @@ def demo(run_dir: Path, settings: DemoSettings, report_dir: Path) -> dict[str, A
         raise RuntimeError("the platform is not up; run `isthmus up` first")
     state = RunState.load(path)
     timeline = Timeline()
-    log = asyncio.run(drive(state, run_dir, settings, timeline))
+    log, shoppers = asyncio.run(drive(state, run_dir, settings, timeline))
     print("syncing events to the private warehouse (Spark) ...")
     synced = run_sync(state, run_dir, "events")
     print(f"  {synced}")
     print("exporting de-identified features to the public zone (Spark) ...")
     exported = run_sync(state, run_dir, "features")
     print(f"  {exported}")
-    shoppers = getattr(log, "shoppers", [])
     leaks = leak_scan(run_dir, shoppers)
     summary = write_report(
         report_dir, run_dir, settings, log, timeline.rows, synced, exported, leaks
