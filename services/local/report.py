@@ -77,7 +77,9 @@ def _values(path: Path) -> Iterable[object]:
     elif path.suffix == ".json":
         yield from _walk(json.loads(path.read_text()))
     elif path.suffix == ".db":
-        yield from []  # the event-id index: ids only, checked through the log files
+        yield from _sqlite_values(path)
+    elif path.name.endswith((".db-wal", ".db-shm", ".db-journal")):
+        return  # SQLite's own pages: their rows are read through the database above
     else:
         text = path.read_text(errors="replace")
         for line in text.splitlines():
@@ -91,6 +93,23 @@ def _values(path: Path) -> Iterable[object]:
                 yield from record.values()
             else:
                 yield line
+
+
+def _sqlite_values(path: Path) -> Iterable[object]:
+    """Every table name, column name and value of a SQLite file (read-only)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            yield table
+            cursor = db.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (names from the file)
+            yield from (d[0] for d in cursor.description)
+            for row in cursor:
+                yield from row
+    finally:
+        db.close()
 
 
 def _walk(node: object) -> Iterable[object]:
