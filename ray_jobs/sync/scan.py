@@ -16,6 +16,7 @@ EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 PHONE = r"(?<![A-Za-z0-9])\+?[0-9][0-9 ().-]{6,}[0-9](?![A-Za-z0-9])"
 PATTERNS = {"e-mail": re.compile(EMAIL), "phone number": re.compile(PHONE)}
 _DIGITS = re.compile(r"[0-9]")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -23,7 +24,9 @@ def pii_kind(value: str) -> str | None:
     """ "e-mail" or "phone number" when `value` contains something that looks like one."""
     if PATTERNS["e-mail"].search(value):
         return "e-mail"
-    for match in PATTERNS["phone number"].finditer(value):
+    # A UUID (Spark's part-file names, request ids) can hold runs like "-4831-9275-" that read
+    # as a phone number; it never is one.
+    for match in PATTERNS["phone number"].finditer(_UUID.sub(" ", value)):
         if len(_DIGITS.findall(match.group())) >= 8:
             return "phone number"
     return None

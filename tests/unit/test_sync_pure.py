@@ -73,6 +73,9 @@ def test_allowlist_fails_closed_on_an_extra_missing_or_retyped_column() -> None:
         ("DE:de:regular", None),
         ("1-7d", None),
         ("12-34", None),
+        # Spark part-file names carry UUIDs whose all-digit groups once read as a phone number.
+        ("part-00000-0add2bdd-4831-9275-1234-34c31fdb89ab-c000.snappy.parquet", None),
+        ("0add2bdd-4831-9275-1234-34c31fdb89ab call +49 170 1234567", "phone number"),
     ],
 )
 def test_pii_patterns(value: str, kind: str | None) -> None:
