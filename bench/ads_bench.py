@@ -3,7 +3,12 @@
 (direct ingress to the replica, as the gateway calls it; Serve's proxy alongside for
 reference), then an autoscale step test (load step -> replicas over time).
 
-    .venv/bin/python -m bench.ads_bench [--seconds 10] [--concurrency 8] [--no-step]
+(b) and (c) run side by side and are measured in alternating rounds: on this shared machine
+one 10 s window can be 30% slower than the next, which swamps a one-shot comparison. Each
+path's req/s is the median over its rounds; percentiles are over all its calls. A light-load
+row (2 calls in flight) compares latency when nothing queues.
+
+    .venv/bin/python -m bench.ads_bench [--seconds 8] [--rounds 5] [--concurrency 8] [--no-step]
 
 Writes bench/results/ads.json and bench/results/ads_autoscale.{json,png}.
 """
@@ -14,11 +19,14 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +96,9 @@ def balanced_load(
     return LoadResult(sum(p[0] for p in parts), dict(errors), elapsed, latencies)
 
 
-def plain_grpc(config: AdsConfig, concurrency: int, seconds: float) -> dict[str, Any]:
+@contextmanager
+def plain_server(config: AdsConfig) -> Iterator[str]:
+    """Baseline (b): bench/ads_plain_server.py in its own process; yields its target."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.ads_plain_server", config.model_dump_json()],
         cwd=ROOT,
@@ -97,8 +107,7 @@ def plain_grpc(config: AdsConfig, concurrency: int, seconds: float) -> dict[str,
     )
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        return summarise(balanced_load([f"127.0.0.1:{port}"], concurrency, seconds, ()))
+        yield f"127.0.0.1:{int(proc.stdout.readline())}"
     finally:
         proc.terminate()
         proc.wait(30)
@@ -110,20 +119,54 @@ def zone_config(registry: Path, autoscaling: dict[str, Any]) -> str:
     )
 
 
-def serve_path(workdir: Path, registry: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+def pooled(results: list[LoadResult]) -> dict[str, Any]:
+    """Rounds of one path together: median req/s over rounds, percentiles over every call."""
+    latencies = [x for r in results for x in r.latencies_s]
+    errors: Counter[str] = Counter()
+    for r in results:
+        errors.update(r.errors)
+    whole = LoadResult(sum(r.ok for r in results), dict(errors), 1.0, latencies).summary()
+    rps = statistics.median(r.rps for r in results)
+    return {
+        **{k: v for k, v in whole.items() if k != "rps"},
+        "rps": round(rps, 1),
+        "rps_by_round": [round(r.rps, 1) for r in results],
+        "rows_per_s": round(rps * CANDIDATES, 0),
+    }
+
+
+def side_by_side(
+    workdir: Path, registry: Path, config: AdsConfig, concurrency: int, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """(b) and (c) up together, measured in alternating rounds, so drift in the shared
+    machine's load falls on both alike; Serve's proxy and a light-load row once each."""
     fixed = {"min_replicas": 1, "max_replicas": 1}
     zone = start_ads_zone(workdir / "fixed", zone_config(registry, fixed))
     try:
-        targets = zone.wait_endpoints(1)
-        direct = summarise(balanced_load(targets, concurrency, seconds, ()))
-        proxy = summarise(
-            balanced_load(
+        with plain_server(config) as plain:
+            direct = zone.wait_endpoints(1)
+            for target in (plain, *direct):  # warm both paths up
+                balanced_load([target], concurrency, 2.0, ())
+            b: list[LoadResult] = []
+            c: list[LoadResult] = []
+            for _ in range(rounds):
+                b.append(balanced_load([plain], concurrency, seconds, ()))
+                c.append(balanced_load(direct, concurrency, seconds, ()))
+            proxy = balanced_load(
                 [f"127.0.0.1:{zone.grpc_port}"], concurrency, seconds, (("application", "ads"),)
             )
-        )
+            light_b = balanced_load([plain], 2, seconds / 2, ())
+            light_c = balanced_load(direct, 2, seconds / 2, ())
     finally:
         zone.stop()
-    return {"direct_ingress": direct, "serve_proxy": proxy}
+    per_round = [round(y.rps / x.rps, 3) for x, y in zip(b, c, strict=True)]
+    return {
+        "b": pooled(b),
+        "c": pooled(c),
+        "proxy": summarise(proxy),
+        "light": {"concurrency": 2, "b": summarise(light_b), "c": summarise(light_c)},
+        "c_over_b_rps_by_round": per_round,
+    }
 
 
 def autoscale_step(workdir: Path, registry: Path, low: int, high: int) -> dict[str, Any]:
@@ -186,7 +229,8 @@ def plot(step: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per round and path")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating (b)/(c) rounds")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-step", action="store_true", help="skip the autoscale step test")
     args = parser.parse_args()
@@ -198,23 +242,29 @@ def main() -> None:
     config = AdsConfig(registry_dir=registry, features_dir=None).resolved()
     load_before = os.getloadavg()
     a = in_process(config, args.seconds)
-    b = plain_grpc(config, args.concurrency, args.seconds)
-    c = serve_path(workdir, registry, args.concurrency, args.seconds)
+    bc = side_by_side(workdir, registry, config, args.concurrency, args.seconds, args.rounds)
+    b, c = bc["b"], bc["c"]
     result = {
         "model_version": version,
         "candidates_per_request": CANDIDATES,
         "concurrency": args.concurrency,
-        "seconds": args.seconds,
+        "seconds_per_round": args.seconds,
+        "rounds": args.rounds,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before},
         "a_in_process": a,
         "b_plain_grpc_aio": b,
-        "c_serve_direct_ingress": c["direct_ingress"],
-        "c_serve_proxy": c["serve_proxy"],
+        "c_serve_direct_ingress": c,
+        "c_serve_proxy": bc["proxy"],
+        "light_load": bc["light"],
         "ratios": {
-            "c_over_b_rps": round(c["direct_ingress"]["rps"] / b["rps"], 3),
-            "c_over_b_p50": round(c["direct_ingress"]["p50_ms"] / b["p50_ms"], 3),
+            "c_over_b_rps": round(c["rps"] / b["rps"], 3),
+            "c_over_b_rps_by_round": bc["c_over_b_rps_by_round"],
+            "c_over_b_p50": round(c["p50_ms"] / b["p50_ms"], 3),
+            "c_over_b_p50_light_load": round(
+                bc["light"]["c"]["p50_ms"] / bc["light"]["b"]["p50_ms"], 3
+            ),
             "b_over_a_rps": round(b["rps"] / a["rps"], 3),
-            "proxy_over_b_rps": round(c["serve_proxy"]["rps"] / b["rps"], 3),
+            "proxy_over_b_rps": round(bc["proxy"]["rps"] / b["rps"], 3),
         },
     }
     (RESULTS / "ads.json").write_text(json.dumps(result, indent=2) + "\n")

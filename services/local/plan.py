@@ -134,10 +134,15 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
 
 
 # The local platform compresses a day into minutes on two cores, so its ranking deployment
-# counts a replica as busy earlier (0.3 calls in flight, not 2: its share of two cores is small)
-# and gives capacity back after 30 s rather than a minute (15 s flapped 2 -> 1 -> 2 on the way
-# down from the peak); production keeps AdsConfig's defaults.
-LOCAL_AUTOSCALING = {"target_ongoing_requests": 0.3, "downscale_delay_s": 30, "max_replicas": 3}
+# counts a replica as busy earlier (0.3 calls in flight, not 2, and 0.3 CPU, not 0.6: its share
+# of two cores is small) and gives capacity back after 30 s rather than a minute (15 s flapped
+# 2 -> 1 -> 2 on the way down from the peak); production keeps AdsConfig's defaults.
+LOCAL_AUTOSCALING = {
+    "target_ongoing_requests": 0.3,
+    "target_cpu": 0.3,
+    "downscale_delay_s": 30,
+    "max_replicas": 3,
+}
 
 
 def gateway_overrides(run_dir: Path, listen: dict[str, Any], metrics_port: int) -> dict[str, Any]:

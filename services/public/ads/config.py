@@ -16,6 +16,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.public.ads.autoscaling import POLICY_PATH
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,6 +31,13 @@ class AutoscalingSpec(_Strict):
     max_replicas: int = Field(default=4, ge=1, description="Ceiling for peak season.")
     target_ongoing_requests: float = Field(
         default=2.0, gt=0, description="In-flight requests per replica that the scaler aims at."
+    )
+    target_cpu: float = Field(
+        default=0.6,
+        gt=0,
+        le=64,
+        description="CPU seconds per second per replica that the scaler aims at (a replica "
+        "ranks on one thread, so 1.0 is saturated; see autoscaling.py).",
     )
     upscale_delay_s: float = Field(default=2.0, ge=0, description="Sustained need before adding.")
     downscale_delay_s: float = Field(
@@ -66,6 +75,13 @@ class AutoscalingSpec(_Strict):
             "metrics_interval_s": self.metrics_interval_s,
             "upscaling_factor": self.upscaling_factor,
             "downscaling_factor": self.downscaling_factor,
+            "policy": {
+                "policy_function": POLICY_PATH,
+                "policy_kwargs": {
+                    "target_ongoing_requests": self.target_ongoing_requests,
+                    "target_cpu": self.target_cpu,
+                },
+            },
         }
 
 
@@ -99,9 +115,6 @@ class AdsConfig(_Strict):
         default=0.5, gt=0, description="Logical CPUs one replica reserves (sets the ceiling)."
     )
     ort_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads.")
-    worker_threads: int = Field(
-        default=1, ge=1, description="Threads per replica that rank (calls queue for them)."
-    )
     max_ongoing_requests: int = Field(
         default=32, ge=1, description="Per replica; Serve's default 5 rejects under load."
     )

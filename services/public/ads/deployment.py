@@ -11,8 +11,8 @@ mapping in the codebase.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray import serve
@@ -20,6 +20,7 @@ from ray.serve.metrics import Counter
 
 from isthmus.ads.v1 import ads_pb2
 from services.core.errors import to_status
+from services.public.ads.autoscaling import CPU_METRIC, CpuMeter
 from services.public.ads.config import AdsConfig
 from services.public.ads.service import RankService
 
@@ -39,18 +40,19 @@ class AdRanker:
             description="Rank answers by model version (shows a canary split).",
             tag_keys=("model_version",),
         )
-        # Ranking runs on a worker thread, not on the replica's event loop: the loop stays free
-        # to accept calls, so calls waiting for the worker count as ongoing requests, which
-        # is the load signal Serve's autoscaler scales on. (Ranked on the loop, a replica
-        # never shows more than one call in flight, however long the queue outside it.)
-        self._worker = ThreadPoolExecutor(self._config.worker_threads, "rank")
+        # Counted in a dict and flushed to the metric once a second: a metric update per call
+        # costs as much as a tenth of the ranking.
+        self._unflushed: collections.Counter[str] = collections.Counter()
+        self._cpu = CpuMeter()
         batching = self._config.batching
         self._batched = batching.enabled
         if batching.enabled:
             batcher: Any = self._rank_batch
             batcher.set_max_batch_size(batching.max_batch_size)
             batcher.set_batch_wait_timeout_s(batching.wait_timeout_s)
-        self._refresher = asyncio.get_event_loop().create_task(self._refresh_forever())
+        loop = asyncio.get_event_loop()
+        self._refresher = loop.create_task(self._refresh_forever())
+        self._flusher = loop.create_task(self._flush_forever())
         log.info("ranking replica ready: %s", self._service.health())
 
     async def Rank(
@@ -62,8 +64,13 @@ class AdRanker:
                 if isinstance(answer, Exception):
                     raise answer
             else:
-                loop = asyncio.get_running_loop()
-                answer = await loop.run_in_executor(self._worker, self._service.rank, request)
+                # Ranking runs on the replica's event loop. A worker thread would let calls
+                # pile up inside Serve, where they count as ongoing (Serve's usual scaling
+                # signal), but handing each call to it and back costs more than the ranking
+                # under the GIL (bench/ads_bench.py: 0.67x of a plain grpc.aio server's
+                # req/s on a thread, 0.9x on the loop); the autoscaler reads CPU instead
+                # (record_autoscaling_stats, autoscaling.py).
+                answer = self._service.rank(request)
         except Exception as exc:
             reply = to_status(exc)
             if reply.code.name == "INTERNAL":
@@ -74,15 +81,18 @@ class AdRanker:
                 if reply.trailing_metadata:
                     grpc_context.set_trailing_metadata(list(reply.trailing_metadata))
             return ads_pb2.RankResponse()
-        self._answers.inc(tags={"model_version": answer.model_version})
+        self._unflushed[answer.model_version] += 1
         return answer
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
     async def _rank_batch(
         self, requests: list[ads_pb2.RankRequest]
     ) -> list[ads_pb2.RankResponse | Exception]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, self._service.rank_many, requests)
+        return self._service.rank_many(requests)
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """The replica's CPU use since the last reading: the autoscaling policy's load signal."""
+        return {CPU_METRIC: self._cpu.read()}
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose model is not ready is unhealthy."""
@@ -92,6 +102,13 @@ class AdRanker:
     def status(self) -> dict[str, Any]:
         health = self._service.health()
         return {**health.__dict__, "served": dict(self._service.served)}
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            counts, self._unflushed = self._unflushed, collections.Counter()
+            for version, n in counts.items():
+                self._answers.inc(n, tags={"model_version": version})
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -113,5 +130,5 @@ def build_app(config: AdsConfig) -> Any:
         health_check_period_s=2.0,
         graceful_shutdown_timeout_s=max(5.0, config.drain_period_s + 2.0),
         # One log line per call costs more CPU than ranking it; the gateway logs calls.
-        logging_config={"enable_access_log": False},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
     ).bind(config.model_dump(mode="json"))

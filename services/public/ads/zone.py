@@ -48,6 +48,9 @@ def ray_environment(config: AdsConfig, tmpdir: Path, local: bool) -> dict[str, s
         "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(config.drain_period_s),
         "RAY_SERVE_LOG_TO_STDERR": "0",
+        # Ray starts workers at nice 15, below everything else on the node; a replica is the
+        # zone's hot path, not background work, and must not yield the CPU to its neighbours.
+        "RAY_worker_niceness": "0",
     }
     if local:
         env["RAY_TMPDIR"] = str(tmpdir)
