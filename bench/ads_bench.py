@@ -169,18 +169,25 @@ def side_by_side(
     }
 
 
-def autoscale_step(workdir: Path, registry: Path, low: int, high: int) -> dict[str, Any]:
-    """Low load, a step to high load, then none: replicas and calls/s sampled every 0.5 s,
-    with the shipped peak-season autoscaling defaults."""
+def autoscale_step(
+    workdir: Path, registry: Path, low_rate: float, high_threads: int
+) -> dict[str, Any]:
+    """Low load (paced, `low_rate` calls/s), a step to as much as `high_threads` closed-loop
+    callers can send, then none: replicas and calls/s sampled every 0.5 s, with the shipped
+    peak-season autoscaling defaults. The idle phase is long enough for two scale-down steps."""
     zone = start_ads_zone(workdir / "step", zone_config(registry, {}))
     samples: list[dict[str, Any]] = []
     try:
         zone.wait_endpoints(1)
         started = time.monotonic()
-        phases = [("low", low, 15.0), ("step", high, 45.0), ("idle", 0, 100.0)]
+        phases: list[tuple[str, int, float | None, float]] = [
+            ("low", 2, low_rate, 15.0),
+            ("step", high_threads, None, 45.0),
+            ("idle", 0, None, 135.0),
+        ]
         totals = {"ok": 0, "errors": 0}
-        for name, threads, length in phases:
-            load = BalancedLoad(zone, threads) if threads else None
+        for name, threads, rate, length in phases:
+            load = BalancedLoad(zone, threads, rate_per_s=rate) if threads else None
             if load:
                 load.__enter__()
             end = time.monotonic() + length
@@ -192,7 +199,8 @@ def autoscale_step(workdir: Path, registry: Path, low: int, high: int) -> dict[s
                     {
                         "t_s": round(time.monotonic() - started, 2),
                         "phase": name,
-                        "in_flight_target": threads,
+                        "client_threads": threads,
+                        "paced_calls_per_s": rate,
                         "replicas": zone.running_replicas(),
                         "calls_per_s": (ok - last_ok) * 2,
                     }
@@ -220,8 +228,7 @@ def plot(step: dict[str, Any], path: Path) -> None:
     left.set_ylabel("running replicas", color="tab:blue")
     right = left.twinx()
     right.plot(t, [s["calls_per_s"] for s in step["samples"]], color="tab:orange", alpha=0.6)
-    right.plot(t, [s["in_flight_target"] for s in step["samples"]], color="tab:gray", ls="--")
-    right.set_ylabel("calls/s (orange), client threads (dashed)")
+    right.set_ylabel("calls/s answered", color="tab:orange")
     left.set_title("AdService autoscaling: load step and replicas (Ray Serve, direct ingress)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -270,7 +277,7 @@ def main() -> None:
     (RESULTS / "ads.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if not args.no_step:
-        step = autoscale_step(workdir, registry, low=2, high=24)
+        step = autoscale_step(workdir, registry, low_rate=50.0, high_threads=24)
         (RESULTS / "ads_autoscale.json").write_text(json.dumps(step, indent=1) + "\n")
         plot(step, RESULTS / "ads_autoscale.png")
         peak = max(s["replicas"] for s in step["samples"])

@@ -108,12 +108,20 @@ class LoadStats:
 
 
 class BalancedLoad:
-    """Closed-loop load from `threads` threads over the zone's current replica endpoints."""
+    """Load from `threads` threads over the zone's current replica endpoints: closed loop, or
+    paced to `rate_per_s` calls a second in all (each thread sends on a fixed schedule)."""
 
-    def __init__(self, zone: AdsZoneProcess, threads: int, candidates: int = 100) -> None:
+    def __init__(
+        self,
+        zone: AdsZoneProcess,
+        threads: int,
+        candidates: int = 100,
+        rate_per_s: float | None = None,
+    ) -> None:
         self.zone = zone
         self.threads = threads
         self.candidates = candidates
+        self.interval_s = threads / rate_per_s if rate_per_s else 0.0
         self.stats = LoadStats()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -132,7 +140,12 @@ class BalancedLoad:
 
     def _work(self, worker: int) -> None:
         n = 0
+        next_at = time.monotonic()
         while not self._stop.is_set():
+            if self.interval_s:
+                next_at += self.interval_s
+                if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                    break
             n += 1
             request = rank_request(self.candidates, f"w{worker}-{n}", user=f"user-{n % 50}")
             started = time.perf_counter()
