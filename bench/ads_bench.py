@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PATH = "/isthmus.ads.v1.AdService/Rank"
 CANDIDATES = 100
+LIGHT = 2  # calls in flight for the light-load row: one per client process, nothing queues
 
 
 def ensure_model(registry: Path) -> str:
@@ -139,7 +140,7 @@ def side_by_side(
     workdir: Path, registry: Path, config: AdsConfig, concurrency: int, seconds: float, rounds: int
 ) -> dict[str, Any]:
     """(b) and (c) up together, measured in alternating rounds, so drift in the shared
-    machine's load falls on both alike; Serve's proxy and a light-load row once each."""
+    machine's load falls on both alike (a light-load round follows each); Serve's proxy once."""
     fixed = {"min_replicas": 1, "max_replicas": 1}
     zone = start_ads_zone(workdir / "fixed", zone_config(registry, fixed))
     try:
@@ -149,14 +150,16 @@ def side_by_side(
                 balanced_load([target], concurrency, 2.0, ())
             b: list[LoadResult] = []
             c: list[LoadResult] = []
+            light_b: list[LoadResult] = []
+            light_c: list[LoadResult] = []
             for _ in range(rounds):
                 b.append(balanced_load([plain], concurrency, seconds, ()))
                 c.append(balanced_load(direct, concurrency, seconds, ()))
+                light_b.append(balanced_load([plain], LIGHT, seconds / 2, ()))
+                light_c.append(balanced_load(direct, LIGHT, seconds / 2, ()))
             proxy = balanced_load(
                 [f"127.0.0.1:{zone.grpc_port}"], concurrency, seconds, (("application", "ads"),)
             )
-            light_b = balanced_load([plain], 2, seconds / 2, ())
-            light_c = balanced_load(direct, 2, seconds / 2, ())
     finally:
         zone.stop()
     per_round = [round(y.rps / x.rps, 3) for x, y in zip(b, c, strict=True)]
@@ -164,7 +167,7 @@ def side_by_side(
         "b": pooled(b),
         "c": pooled(c),
         "proxy": summarise(proxy),
-        "light": {"concurrency": 2, "b": summarise(light_b), "c": summarise(light_c)},
+        "light": {"concurrency": LIGHT, "b": pooled(light_b), "c": pooled(light_c)},
         "c_over_b_rps_by_round": per_round,
     }
 
