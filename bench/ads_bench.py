@@ -5,10 +5,11 @@ reference), then an autoscale step test (load step -> replicas over time).
 
 (b) and (c) run side by side and are measured in alternating rounds: on this shared machine
 one 10 s window can be 30% slower than the next, which swamps a one-shot comparison. Each
-path's req/s is the median over its rounds; percentiles are over all its calls. A light-load
-row (2 calls in flight) compares latency when nothing queues.
+path's req/s is the median over its rounds; percentiles are over all its calls; the (c)/(b)
+ratios are medians of the per-round ratios (each round measures both paths back to back, in
+alternating order). A light-load row (2 calls in flight) compares latency when nothing queues.
 
-    .venv/bin/python -m bench.ads_bench [--seconds 8] [--rounds 5] [--concurrency 8] [--no-step]
+    .venv/bin/python -m bench.ads_bench [--seconds 5] [--rounds 10] [--concurrency 8] [--no-step]
 
 Writes bench/results/ads.json and bench/results/ads_autoscale.{json,png}.
 """
@@ -152,23 +153,40 @@ def side_by_side(
             c: list[LoadResult] = []
             light_b: list[LoadResult] = []
             light_c: list[LoadResult] = []
-            for _ in range(rounds):
-                b.append(balanced_load([plain], concurrency, seconds, ()))
-                c.append(balanced_load(direct, concurrency, seconds, ()))
-                light_b.append(balanced_load([plain], LIGHT, seconds / 2, ()))
-                light_c.append(balanced_load(direct, LIGHT, seconds / 2, ()))
+            paths = [(b, light_b, [plain]), (c, light_c, direct)]
+            for i in range(rounds):
+                # Which path goes first alternates, so neither always follows the other.
+                for full, light, targets in paths if i % 2 == 0 else paths[::-1]:
+                    full.append(balanced_load(targets, concurrency, seconds, ()))
+                    light.append(balanced_load(targets, LIGHT, seconds / 2, ()))
             proxy = balanced_load(
                 [f"127.0.0.1:{zone.grpc_port}"], concurrency, seconds, (("application", "ads"),)
             )
     finally:
         zone.stop()
-    per_round = [round(y.rps / x.rps, 3) for x, y in zip(b, c, strict=True)]
     return {
         "b": pooled(b),
         "c": pooled(c),
         "proxy": summarise(proxy),
         "light": {"concurrency": LIGHT, "b": pooled(light_b), "c": pooled(light_c)},
-        "c_over_b_rps_by_round": per_round,
+        "paired": paired(b, c),
+        "paired_light": paired(light_b, light_c),
+    }
+
+
+def paired(b: list[LoadResult], c: list[LoadResult]) -> dict[str, Any]:
+    """(c)/(b) within each round (the two measured back to back), and the median of those:
+    the machine's drift between rounds cancels out of each pair."""
+    rps = [y.rps / x.rps for x, y in zip(b, c, strict=True)]
+    p50 = [
+        statistics.median(y.latencies_s) / statistics.median(x.latencies_s)
+        for x, y in zip(b, c, strict=True)
+    ]
+    return {
+        "rps_ratio_median": round(statistics.median(rps), 3),
+        "rps_ratio_by_round": [round(r, 3) for r in rps],
+        "p50_ratio_median": round(statistics.median(p50), 3),
+        "p50_ratio_by_round": [round(r, 3) for r in p50],
     }
 
 
@@ -239,8 +257,8 @@ def plot(step: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0, help="per round and path")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating (b)/(c) rounds")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per round and path")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating (b)/(c) rounds")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-step", action="store_true", help="skip the autoscale step test")
     args = parser.parse_args()
@@ -267,12 +285,12 @@ def main() -> None:
         "c_serve_proxy": bc["proxy"],
         "light_load": bc["light"],
         "ratios": {
-            "c_over_b_rps": round(c["rps"] / b["rps"], 3),
-            "c_over_b_rps_by_round": bc["c_over_b_rps_by_round"],
-            "c_over_b_p50": round(c["p50_ms"] / b["p50_ms"], 3),
-            "c_over_b_p50_light_load": round(
-                bc["light"]["c"]["p50_ms"] / bc["light"]["b"]["p50_ms"], 3
-            ),
+            "c_over_b_rps": bc["paired"]["rps_ratio_median"],
+            "c_over_b_p50": bc["paired"]["p50_ratio_median"],
+            "c_over_b_rps_light_load": bc["paired_light"]["rps_ratio_median"],
+            "c_over_b_p50_light_load": bc["paired_light"]["p50_ratio_median"],
+            "paired_rounds": bc["paired"],
+            "paired_rounds_light_load": bc["paired_light"],
             "b_over_a_rps": round(b["rps"] / a["rps"], 3),
             "proxy_over_b_rps": round(bc["proxy"]["rps"] / b["rps"], 3),
         },
