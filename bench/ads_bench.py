@@ -7,7 +7,7 @@ reference), then an autoscale step test (load step -> replicas over time).
 one 10 s window can be 30% slower than the next, which swamps a one-shot comparison. Each
 path's req/s is the median over its rounds; percentiles are over all its calls; the (c)/(b)
 ratios are medians of the per-round ratios (each round measures both paths back to back, in
-alternating order). A light-load row (2 calls in flight) compares latency when nothing queues.
+alternating order). A light-load row (one call in flight) compares latency when nothing queues.
 
     .venv/bin/python -m bench.ads_bench [--seconds 5] [--rounds 10] [--concurrency 8] [--no-step]
 
@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,13 @@ from services.models.registry import ModelRegistry
 from services.public.ads.config import AdsConfig
 from services.public.ads.service import RankService
 from tests.support.ads_zone import BalancedLoad, rank_request, start_ads_zone
+from tests.support.processes import listening_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PATH = "/isthmus.ads.v1.AdService/Rank"
 CANDIDATES = 100
-LIGHT = 2  # calls in flight for the light-load row: one per client process, nothing queues
+LIGHT = 1  # calls in flight for the light-load row: nothing queues, p50 is one call's latency
 
 
 def ensure_model(registry: Path) -> str:
@@ -74,33 +76,65 @@ def in_process(config: AdsConfig, seconds: float) -> dict[str, Any]:
     return summarise(LoadResult(len(latencies), {}, seconds, latencies))
 
 
-def balanced_load(
-    targets: list[str], concurrency: int, seconds: float, metadata: tuple[tuple[str, str], ...]
-) -> LoadResult:
-    """grpc_load's closed loop, one client process per target (the caller balances)."""
-    import multiprocessing as mp
+@dataclass
+class Measured:
+    load: LoadResult
+    server_cpu_s: float  # CPU the serving process used meanwhile (all its threads)
 
-    request = rank_request(CANDIDATES, "bench", user="user-1").SerializeToString()
-    processes = max(2, len(targets))
-    per = max(1, concurrency // processes)
-    jobs = [
-        (targets[i % len(targets)], PATH, request, metadata, per, seconds) for i in range(processes)
-    ]
-    started = time.perf_counter()
-    with mp.get_context("spawn").Pool(processes) as pool:
-        parts = pool.map(_process, jobs)
-    elapsed = min(seconds, time.perf_counter() - started)
-    errors: Counter[str] = Counter()
-    latencies: list[float] = []
-    for part in parts:
-        errors.update(part[1])
-        latencies.extend(part[2])
-    return LoadResult(sum(p[0] for p in parts), dict(errors), elapsed, latencies)
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return self.server_cpu_s * 1000 / max(1, self.load.ok)
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Clients:
+    """grpc_load's closed loop from two client processes that live for the whole comparison
+    (starting processes inside a measured window would tax whichever path is measured)."""
+
+    PROCESSES = 2
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        self._pool = mp.get_context("spawn").Pool(self.PROCESSES)
+        self._request = rank_request(CANDIDATES, "bench", user="user-1").SerializeToString()
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def run(
+        self,
+        targets: list[str],
+        concurrency: int,
+        seconds: float,
+        metadata: tuple[tuple[str, str], ...] = (),
+        server_pid: int | None = None,
+    ) -> Measured:
+        processes = min(self.PROCESSES, concurrency)
+        per = max(1, concurrency // processes)
+        jobs = [
+            (targets[i % len(targets)], PATH, self._request, metadata, per, seconds)
+            for i in range(processes)
+        ]
+        cpu_before = process_cpu_s(server_pid) if server_pid else 0.0
+        parts = self._pool.map(_process, jobs)
+        cpu = process_cpu_s(server_pid) - cpu_before if server_pid else 0.0
+        errors: Counter[str] = Counter()
+        latencies: list[float] = []
+        for part in parts:
+            errors.update(part[1])
+            latencies.extend(part[2])
+        return Measured(LoadResult(sum(p[0] for p in parts), dict(errors), seconds, latencies), cpu)
 
 
 @contextmanager
-def plain_server(config: AdsConfig) -> Iterator[str]:
-    """Baseline (b): bench/ads_plain_server.py in its own process; yields its target."""
+def plain_server(config: AdsConfig) -> Iterator[tuple[str, int]]:
+    """Baseline (b): bench/ads_plain_server.py in its own process; yields (target, pid)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.ads_plain_server", config.model_dump_json()],
         cwd=ROOT,
@@ -109,7 +143,7 @@ def plain_server(config: AdsConfig) -> Iterator[str]:
     )
     try:
         assert proc.stdout is not None
-        yield f"127.0.0.1:{int(proc.stdout.readline())}"
+        yield f"127.0.0.1:{int(proc.stdout.readline())}", proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
@@ -121,19 +155,44 @@ def zone_config(registry: Path, autoscaling: dict[str, Any]) -> str:
     )
 
 
-def pooled(results: list[LoadResult]) -> dict[str, Any]:
-    """Rounds of one path together: median req/s over rounds, percentiles over every call."""
-    latencies = [x for r in results for x in r.latencies_s]
+def pooled(rounds: list[Measured]) -> dict[str, Any]:
+    """Rounds of one path together: median req/s over rounds, percentiles over every call,
+    the serving process's CPU per call over all rounds."""
+    loads = [m.load for m in rounds]
+    latencies = [x for r in loads for x in r.latencies_s]
     errors: Counter[str] = Counter()
-    for r in results:
+    for r in loads:
         errors.update(r.errors)
-    whole = LoadResult(sum(r.ok for r in results), dict(errors), 1.0, latencies).summary()
-    rps = statistics.median(r.rps for r in results)
+    calls = sum(r.ok for r in loads)
+    whole = LoadResult(calls, dict(errors), 1.0, latencies).summary()
+    rps = statistics.median(r.rps for r in loads)
+    cpu = sum(m.server_cpu_s for m in rounds)
     return {
         **{k: v for k, v in whole.items() if k != "rps"},
         "rps": round(rps, 1),
-        "rps_by_round": [round(r.rps, 1) for r in results],
+        "rps_by_round": [round(r.rps, 1) for r in loads],
         "rows_per_s": round(rps * CANDIDATES, 0),
+        "server_cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 3),
+    }
+
+
+def paired(b: list[Measured], c: list[Measured]) -> dict[str, Any]:
+    """(c)/(b) within each round (the two measured back to back), and the median of those:
+    the machine's drift between rounds cancels out of each pair."""
+    pairs = list(zip(b, c, strict=True))
+    rps = [y.load.rps / x.load.rps for x, y in pairs]
+    p50 = [
+        statistics.median(y.load.latencies_s) / statistics.median(x.load.latencies_s)
+        for x, y in pairs
+    ]
+    cpu = [y.cpu_ms_per_call / x.cpu_ms_per_call for x, y in pairs]
+    return {
+        "rps_ratio_median": round(statistics.median(rps), 3),
+        "rps_ratio_by_round": [round(r, 3) for r in rps],
+        "p50_ratio_median": round(statistics.median(p50), 3),
+        "p50_ratio_by_round": [round(r, 3) for r in p50],
+        "server_cpu_per_call_ratio_median": round(statistics.median(cpu), 3),
+        "server_cpu_per_call_ratio_by_round": [round(r, 3) for r in cpu],
     }
 
 
@@ -141,52 +200,42 @@ def side_by_side(
     workdir: Path, registry: Path, config: AdsConfig, concurrency: int, seconds: float, rounds: int
 ) -> dict[str, Any]:
     """(b) and (c) up together, measured in alternating rounds, so drift in the shared
-    machine's load falls on both alike (a light-load round follows each); Serve's proxy once."""
+    machine's load falls on both alike (a light-load round follows each); Serve's proxy once.
+    Besides what the clients see, each measurement records the CPU the serving process (the
+    plain server, or the Serve replica) spent per call: the cost Serve adds, and less
+    sensitive than req/s to what else the machine runs."""
     fixed = {"min_replicas": 1, "max_replicas": 1}
     zone = start_ads_zone(workdir / "fixed", zone_config(registry, fixed))
+    clients = Clients()
     try:
-        with plain_server(config) as plain:
+        with plain_server(config) as (plain, plain_pid):
             direct = zone.wait_endpoints(1)
+            replica_pid = listening_pid(int(direct[0].rsplit(":", 1)[1]))
             for target in (plain, *direct):  # warm both paths up
-                balanced_load([target], concurrency, 2.0, ())
-            b: list[LoadResult] = []
-            c: list[LoadResult] = []
-            light_b: list[LoadResult] = []
-            light_c: list[LoadResult] = []
-            paths = [(b, light_b, [plain]), (c, light_c, direct)]
+                clients.run([target], concurrency, 2.0)
+            b: list[Measured] = []
+            c: list[Measured] = []
+            light_b: list[Measured] = []
+            light_c: list[Measured] = []
+            paths = [(b, light_b, [plain], plain_pid), (c, light_c, direct, replica_pid)]
             for i in range(rounds):
                 # Which path goes first alternates, so neither always follows the other.
-                for full, light, targets in paths if i % 2 == 0 else paths[::-1]:
-                    full.append(balanced_load(targets, concurrency, seconds, ()))
-                    light.append(balanced_load(targets, LIGHT, seconds / 2, ()))
-            proxy = balanced_load(
+                for full, light, targets, pid in paths if i % 2 == 0 else paths[::-1]:
+                    full.append(clients.run(targets, concurrency, seconds, server_pid=pid))
+                    light.append(clients.run(targets, LIGHT, seconds / 2, server_pid=pid))
+            proxy = clients.run(
                 [f"127.0.0.1:{zone.grpc_port}"], concurrency, seconds, (("application", "ads"),)
             )
     finally:
+        clients.close()
         zone.stop()
     return {
         "b": pooled(b),
         "c": pooled(c),
-        "proxy": summarise(proxy),
+        "proxy": summarise(proxy.load),
         "light": {"concurrency": LIGHT, "b": pooled(light_b), "c": pooled(light_c)},
         "paired": paired(b, c),
         "paired_light": paired(light_b, light_c),
-    }
-
-
-def paired(b: list[LoadResult], c: list[LoadResult]) -> dict[str, Any]:
-    """(c)/(b) within each round (the two measured back to back), and the median of those:
-    the machine's drift between rounds cancels out of each pair."""
-    rps = [y.rps / x.rps for x, y in zip(b, c, strict=True)]
-    p50 = [
-        statistics.median(y.latencies_s) / statistics.median(x.latencies_s)
-        for x, y in zip(b, c, strict=True)
-    ]
-    return {
-        "rps_ratio_median": round(statistics.median(rps), 3),
-        "rps_ratio_by_round": [round(r, 3) for r in rps],
-        "p50_ratio_median": round(statistics.median(p50), 3),
-        "p50_ratio_by_round": [round(r, 3) for r in p50],
     }
 
 
@@ -289,6 +338,7 @@ def main() -> None:
             "c_over_b_p50": bc["paired"]["p50_ratio_median"],
             "c_over_b_rps_light_load": bc["paired_light"]["rps_ratio_median"],
             "c_over_b_p50_light_load": bc["paired_light"]["p50_ratio_median"],
+            "c_over_b_server_cpu_per_call": bc["paired"]["server_cpu_per_call_ratio_median"],
             "paired_rounds": bc["paired"],
             "paired_rounds_light_load": bc["paired_light"],
             "b_over_a_rps": round(b["rps"] / a["rps"], 3),

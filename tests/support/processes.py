@@ -34,6 +34,17 @@ def start_cli_server(
     return proc, int(line.rsplit(":", 1)[1])
 
 
+def listening_pid(port: int) -> int:
+    """The process listening on a TCP port (`ss`, from iproute2, which scripts/setup installs)."""
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    pids = {int(part.split("=")[1]) for part in out.replace(",", " ").split() if "pid=" in part}
+    if len(pids) != 1:
+        raise RuntimeError(f"expected one process listening on port {port}: {out!r}")
+    return pids.pop()
+
+
 def start_private_server(
     workdir: Path, database_url: str, services: tuple[str, ...] = ("orders",)
 ) -> tuple[subprocess.Popen[str], int]:

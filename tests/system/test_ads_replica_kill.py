@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from services.gateway.auth import issue_token
 from services.private.config import SecretRef
 from tests.support.ads_zone import AdsZoneProcess, rank_request, start_ads_zone
 from tests.support.ctr import publish_model
-from tests.support.processes import start_cli_server
+from tests.support.processes import listening_pid, start_cli_server
 
 ZONE = """
 registry_dir: {registry}
@@ -72,16 +71,6 @@ def zone(tmp_path: Path) -> Iterator[AdsZoneProcess]:
         yield process
     finally:
         process.stop()
-
-
-def replica_pid(port: int) -> int:
-    """The process listening on a replica's direct-ingress port (this zone's, not another's)."""
-    out = subprocess.run(
-        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
-    ).stdout
-    pids = {int(part.split("=")[1]) for part in out.replace(",", " ").split() if "pid=" in part}
-    assert len(pids) == 1, out
-    return pids.pop()
 
 
 def endpoint_ids(zone: AdsZoneProcess) -> set[str]:
@@ -133,7 +122,7 @@ def test_killed_replica_is_replaced_and_no_call_fails(zone: AdsZoneProcess, tmp_
         try:
             time.sleep(3)
             calls_before_kill = sum(outcomes.values())
-            os.kill(replica_pid(victim["port"]), signal.SIGKILL)
+            os.kill(listening_pid(victim["port"]), signal.SIGKILL)
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 ids = endpoint_ids(zone)
