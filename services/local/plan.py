@@ -135,13 +135,13 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
 
 # The local platform compresses a day into minutes on two cores, and its peak (50 visits/s) is a
 # small share of them, so its ranking deployment counts a replica as busy much earlier than
-# production does: at 0.3 calls in flight (not 2) and 0.05 CPU (not 0.6; the demo's peak is
-# ~0.1 CPU of ranking, its quiet hours ~0.01). It gives capacity back after 30 s rather than a
-# minute (15 s flapped 2 -> 1 -> 2 on the way down from the peak); production keeps
-# AdsConfig's defaults.
+# production does: at 0.3 calls in flight (not 2) and 3% of its time ranking (not 50%; the
+# demo's peak keeps a replica ~8% busy, its quiet hours ~1%). It gives capacity back after 30 s
+# rather than a minute (15 s flapped 2 -> 1 -> 2 on the way down from the peak); production
+# keeps AdsConfig's defaults.
 LOCAL_AUTOSCALING = {
     "target_ongoing_requests": 0.3,
-    "target_cpu": 0.05,
+    "target_busy": 0.03,
     "downscale_delay_s": 30,
     "max_replicas": 3,
 }

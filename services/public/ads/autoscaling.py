@@ -3,76 +3,82 @@
 A ranking replica ranks on its event loop, one call at a time (handing each call to a worker
 thread and back cost more than the ranking; see deployment.py). Calls waiting for the loop
 queue in gRPC, before Serve counts them, so Serve's usual signal -- calls in flight per
-replica -- stays near one however long the queue. Each replica therefore also reports the CPU
-it used per second of wall time (`record_autoscaling_stats`), and the policy asks for enough
-replicas to bring both signals to their targets, whichever needs more:
+replica -- stays near one however long the queue. Each replica therefore also reports how busy
+it is: the share of wall time it spent ranking (`record_autoscaling_stats`), which is the mean
+number of calls being ranked (Little's law: arrival rate x ranking time), 1.0 when saturated.
+The policy asks for enough replicas to bring both signals to their targets, whichever needs
+more:
 
-    desired = max(ongoing calls / target_ongoing_requests, sum of replica CPU / target_cpu)
+    desired = max(ongoing calls / target_ongoing_requests, sum of replica busy / target_busy)
 
-The CPU signal is what Kubernetes' HorizontalPodAutoscaler scales on; the calls-in-flight
-signal still counts where calls do queue inside Serve (batching, slow models). Serve applies
-the delays, scaling factors and bounds of `AutoscalingSpec` around this function.
+Busy time is utilisation, the signal Kubernetes' HorizontalPodAutoscaler scales on, counted
+over ranking only, so a replica's own background work (loading a new model or snapshot,
+health checks) does not look like load. The calls-in-flight signal still counts where calls
+do queue inside Serve (batching, slow models). Serve applies the delays, scaling factors and
+bounds of `AutoscalingSpec` around this function.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-CPU_METRIC = "cpu"
+BUSY_METRIC = "busy"
 POLICY_PATH = "services.public.ads.autoscaling:ReplicaLoadPolicy"
 
 
 def desired_replicas(
     ongoing_requests: float,
-    cpu_per_replica: Iterable[float],
+    busy_per_replica: Iterable[float],
     target_ongoing_requests: float,
-    target_cpu: float,
+    target_busy: float,
 ) -> float:
     """Replicas (fractional; Serve rounds up) that bring both signals to their targets."""
     by_queue = ongoing_requests / target_ongoing_requests
-    by_cpu = sum(cpu_per_replica) / target_cpu
-    return max(by_queue, by_cpu)
+    by_busy = sum(busy_per_replica) / target_busy
+    return max(by_queue, by_busy)
 
 
 class ReplicaLoadPolicy:
     """Serve's class-style policy: built once by the controller with `policy_kwargs`,
     then called on every autoscaling tick with an `AutoscalingContext`."""
 
-    def __init__(self, target_ongoing_requests: float, target_cpu: float) -> None:
-        if target_ongoing_requests <= 0 or target_cpu <= 0:
+    def __init__(self, target_ongoing_requests: float, target_busy: float) -> None:
+        if target_ongoing_requests <= 0 or target_busy <= 0:
             raise ValueError("autoscaling targets must be positive")
         self.target_ongoing_requests = target_ongoing_requests
-        self.target_cpu = target_cpu
+        self.target_busy = target_busy
 
     def __call__(self, ctx: Any) -> tuple[float, dict[str, Any]]:
         if ctx.current_num_replicas == 0:
             return ctx.target_num_replicas, {}
         metrics: Mapping[str, Mapping[Any, float]] = ctx.aggregated_metrics or {}
-        cpu = metrics.get(CPU_METRIC, {})
+        busy = metrics.get(BUSY_METRIC, {})
         return (
             desired_replicas(
                 ctx.total_num_requests,
-                cpu.values(),
+                busy.values(),
                 self.target_ongoing_requests,
-                self.target_cpu,
+                self.target_busy,
             ),
             {},
         )
 
 
-class CpuMeter:
-    """CPU seconds this process used per wall-clock second since the last reading (all
-    threads: the event loop, gRPC's poller, onnxruntime's)."""
+class BusyMeter:
+    """Share of wall time spent in `add`ed work since the last reading."""
 
-    def __init__(self) -> None:
-        self._wall = time.monotonic()
-        self._cpu = time.process_time()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._since = clock()
+        self._busy = 0.0
+
+    def add(self, seconds: float) -> None:
+        self._busy += seconds
 
     def read(self) -> float:
-        wall, cpu = time.monotonic(), time.process_time()
-        elapsed = wall - self._wall
-        used = cpu - self._cpu
-        self._wall, self._cpu = wall, cpu
-        return used / elapsed if elapsed > 0 else 0.0
+        now = self._clock()
+        elapsed, busy = now - self._since, self._busy
+        self._since, self._busy = now, 0.0
+        return busy / elapsed if elapsed > 0 else 0.0

@@ -32,12 +32,13 @@ class AutoscalingSpec(_Strict):
     target_ongoing_requests: float = Field(
         default=2.0, gt=0, description="In-flight requests per replica that the scaler aims at."
     )
-    target_cpu: float = Field(
-        default=0.6,
+    target_busy: float = Field(
+        default=0.5,
         gt=0,
-        le=64,
-        description="CPU seconds per second per replica that the scaler aims at (a replica "
-        "ranks on one thread, so 1.0 is saturated; see autoscaling.py).",
+        le=1,
+        description="Share of wall time a replica spends ranking that the scaler aims at "
+        "(one call at a time, so 1.0 is saturated; ranking is ~70% of a saturated replica's "
+        "work, the rest is gRPC and Serve; see autoscaling.py).",
     )
     upscale_delay_s: float = Field(default=2.0, ge=0, description="Sustained need before adding.")
     downscale_delay_s: float = Field(
@@ -79,7 +80,7 @@ class AutoscalingSpec(_Strict):
                 "policy_function": POLICY_PATH,
                 "policy_kwargs": {
                     "target_ongoing_requests": self.target_ongoing_requests,
-                    "target_cpu": self.target_cpu,
+                    "target_busy": self.target_busy,
                 },
             },
         }

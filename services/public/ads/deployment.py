@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from typing import Any
 
 from ray import serve
@@ -20,7 +21,7 @@ from ray.serve.metrics import Counter
 
 from isthmus.ads.v1 import ads_pb2
 from services.core.errors import to_status
-from services.public.ads.autoscaling import CPU_METRIC, CpuMeter
+from services.public.ads.autoscaling import BUSY_METRIC, BusyMeter
 from services.public.ads.config import AdsConfig
 from services.public.ads.service import RankService
 
@@ -43,7 +44,7 @@ class AdRanker:
         # Counted in a dict and flushed to the metric once a second: a metric update per call
         # costs as much as a tenth of the ranking.
         self._unflushed: collections.Counter[str] = collections.Counter()
-        self._cpu = CpuMeter()
+        self._busy = BusyMeter()
         batching = self._config.batching
         self._batched = batching.enabled
         if batching.enabled:
@@ -68,9 +69,11 @@ class AdRanker:
                 # pile up inside Serve, where they count as ongoing (Serve's usual scaling
                 # signal), but handing each call to it and back costs more than the ranking
                 # under the GIL (bench/ads_bench.py: 0.67x of a plain grpc.aio server's
-                # req/s on a thread, 0.9x on the loop); the autoscaler reads CPU instead
+                # req/s on a thread, 0.9x on the loop); the autoscaler reads busy time instead
                 # (record_autoscaling_stats, autoscaling.py).
+                started = time.perf_counter()
                 answer = self._service.rank(request)
+                self._busy.add(time.perf_counter() - started)
         except Exception as exc:
             reply = to_status(exc)
             if reply.code.name == "INTERNAL":
@@ -88,11 +91,14 @@ class AdRanker:
     async def _rank_batch(
         self, requests: list[ads_pb2.RankRequest]
     ) -> list[ads_pb2.RankResponse | Exception]:
-        return self._service.rank_many(requests)
+        started = time.perf_counter()
+        answers = self._service.rank_many(requests)
+        self._busy.add(time.perf_counter() - started)
+        return answers
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """The replica's CPU use since the last reading: the autoscaling policy's load signal."""
-        return {CPU_METRIC: self._cpu.read()}
+        """Share of the time since the last reading spent ranking: the policy's load signal."""
+        return {BUSY_METRIC: self._busy.read()}
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose model is not ready is unhealthy."""
