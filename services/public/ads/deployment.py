@@ -69,7 +69,7 @@ class AdRanker:
                 # pile up inside Serve, where they count as ongoing (Serve's usual scaling
                 # signal), but handing each call to it and back costs more than the ranking
                 # under the GIL (bench/ads_bench.py: 0.67x of a plain grpc.aio server's
-                # req/s on a thread, 0.9x on the loop); the autoscaler reads busy time instead
+                # req/s on a thread, 0.87x on the loop); the autoscaler reads busy time instead
                 # (record_autoscaling_stats, autoscaling.py).
                 started = time.perf_counter()
                 answer = self._service.rank(request)
