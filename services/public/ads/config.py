@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.adpolicy import SHIPPED_RULES_FILE
 from services.public.ads.autoscaling import POLICY_PATH
 
 
@@ -107,7 +108,8 @@ class AdsConfig(_Strict):
         description="Public feature snapshot root (CURRENT pointer); None = defaults only.",
     )
     rules_file: Path = Field(
-        default=Path(__file__).with_name("rules.yaml"), description="Decision rules (YAML)."
+        default=SHIPPED_RULES_FILE,
+        description="Decision rules (YAML); the gateway's degraded answer reads the same file.",
     )
     refresh_interval_s: float = Field(
         default=2.0, gt=0, description="How often replicas look for new models, rules, features."

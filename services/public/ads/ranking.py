@@ -1,5 +1,9 @@
 """The ranking decision for one request, as pure functions: validate, assemble the model's
-inputs, and turn scores into an answer (eCPM = pCTR x bid, rules, top-k)."""
+inputs, and turn scores into an answer (eCPM = pCTR x bid, rules, top-k).
+
+Candidates are screened by `services.adpolicy.screen`, the same evaluation the gateway's
+bid-only answer uses when no public zone can rank; diversity (rules.py) needs the eCPM order
+and stays here."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from isthmus.ads.v1 import ads_pb2
+from services.adpolicy import RuleSet, screen
 from services.core.validation import TOKEN, Violations
-from services.public.ads.rules import RuleSet, diversify, screen
+from services.public.ads.rules import diversify
 
 REGION = re.compile(r"^[A-Z]{2}$")
 CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
