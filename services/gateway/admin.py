@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from isthmus.gateway.v1 import gateway_admin_pb2 as pb
 from isthmus.gateway.v1 import gateway_admin_pb2_grpc
 from services.core.errors import InvalidArgument, NotFound
+from services.gateway import fallbacks
 from services.gateway.balancer import EndpointState
 from services.gateway.config import GatewayConfig, RouteConfig
 from services.gateway.proxy import Gateway
@@ -77,18 +78,21 @@ class AdminServicer(gateway_admin_pb2_grpc.GatewayAdminServiceServicer):
         self._gateway.admission.admit(context, _PATH + "ReloadConfig")
         try:
             new = self._load_config()
+            # Read the fallbacks' inputs (the rules file) now: a file broken since the config
+            # was validated is refused like a broken config, and new rules count as a change.
+            answers = fallbacks.prepare_fallbacks(new)
             if request.dry_run:
                 from services.gateway.routing import build_route_table
 
                 build_route_table(new, self._gateway.methods)
         except ValueError as exc:
             raise InvalidArgument.field("config", str(exc)) from exc
-        old = self._gateway.snapshot.config
-        changes = _changes(old, new)
+        old = self._gateway.snapshot
+        changes = _changes(old.config, new) + fallbacks.changed(old.fallbacks, answers)
         applied = False
         if not request.dry_run and changes:
             try:
-                retired = self._gateway.reload(new)
+                retired = self._gateway.reload(new, answers)
             except ValueError as exc:
                 raise InvalidArgument.field("config", str(exc)) from exc
             asyncio.get_running_loop().create_task(_close_when_idle(retired))
@@ -145,7 +149,7 @@ def _route(route: RouteConfig) -> pb.Route:
         clusters=route.clusters,
         per_try_timeout=timeout,
         max_attempts=route.max_attempts,
-        degraded_fallback=route.degraded_fallback,
+        degraded_fallback=route.fallback != "none",
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.adpolicy import SHIPPED_RULES_FILE, load_rules
 from services.core.config import ServerConfig
 from services.private.config import SecretRef
 from services.topology.model import Endpoint, TlsConfig, Topology, ZoneKind
@@ -19,6 +20,8 @@ class _Strict(BaseModel):
 
 HealthCheckKind = Literal["grpc_health", "serve_healthz"]
 SERVE_HEALTHZ = "/ray.serve.RayServeAPIService/Healthz"
+# Named answers a route may give when none of its clusters can (registry: fallbacks.py).
+FallbackName = Literal["none", "ads_bid_only"]
 
 
 class RouteMatch(_Strict):
@@ -54,9 +57,22 @@ class RouteConfig(_Strict):
     max_attempts: int = Field(
         default=3, ge=1, le=10, description="Attempts per cluster; >1 only for retry-safe RPCs."
     )
-    degraded_fallback: bool = Field(
-        default=False, description="Bid-only answer when no cluster serves (AdService/Rank only)."
+    fallback: FallbackName = Field(
+        default="none",
+        description="What to answer when no cluster serves: none (UNAVAILABLE) or a named hook "
+        "of fallbacks.py; ads_bid_only is AdService/Rank's bid-only answer under the rules in "
+        "rules_file.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "degraded_fallback" in data:
+            raise ValueError(
+                "degraded_fallback was replaced by fallback: write `fallback: ads_bid_only` "
+                "(or `fallback: none`)"
+            )
+        return data
 
 
 class ClusterConfig(_Strict):
@@ -182,10 +198,19 @@ class GatewayConfig(_Strict):
         default_factory=RetryBudgetConfig, description="Retry budget and back-off."
     )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Callers.")
-    restricted_categories: list[str] = Field(
-        default_factory=lambda: ["alcohol", "gambling", "tobacco", "adult"],
-        description="Categories a degraded answer never shows unless age_band is ADULT.",
+    rules_file: Path = Field(
+        default=SHIPPED_RULES_FILE,
+        validate_default=True,
+        description="Ad decision rules (YAML) the ads_bid_only fallback applies: by default the "
+        "ranking service's own file, so a degraded answer excludes what a ranked one would. "
+        "Read and checked at load; a broken file refuses the whole config.",
     )
+
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_load(cls, path: Path) -> Path:
+        load_rules(path)  # RulesError (a ValueError) names the file and the problem
+        return path
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -242,7 +267,7 @@ def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
                 match=RouteMatch(service=proto_service),
                 clusters=[name for _, name in sorted(members)],
                 per_try_timeout_s=0.25 if is_rank else 2.0,
-                degraded_fallback=is_rank,
+                fallback="ads_bid_only" if is_rank else "none",
             )
         )
     server = ServerConfig(listen=topology.gateway.listen, tls=topology.gateway.tls)

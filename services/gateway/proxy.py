@@ -1,5 +1,6 @@
 """The transparent proxy: bytes in, bytes out; metadata, trailers, status, details, deadlines
-and cancellation pass through. Decisions come from routing.py and balancer.py."""
+and cancellation pass through. Decisions come from routing.py and balancer.py; when no cluster
+can answer, a route's named fallback (fallbacks.py) may, on the request's bytes."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from isthmus.ads.v1 import ads_pb2
 from services.contract.descriptors import MethodInfo
 from services.core.errors import DeadlineExceeded, Unavailable
 from services.core.telemetry import Telemetry
 from services.gateway.admission import Admission
 from services.gateway.balancer import EndpointState, RetryBudget, pick, record_outcome
 from services.gateway.config import GatewayConfig, Outcome, RouteConfig
-from services.gateway.degraded import bid_only_ranking
+from services.gateway.fallbacks import Answer, prepare_fallbacks
 from services.gateway.routing import RouteTable, build_route_table
 from services.gateway.upstream import CircuitOpen, ClusterRuntime
 
@@ -80,7 +80,7 @@ class Plan:
     route: RouteConfig
     clusters: tuple[ClusterRuntime, ...]
     attempts: int
-    may_degrade: bool
+    fallback: Answer | None  # answers when no cluster can (unary responses only)
     labels: dict[str, str]  # metric attributes of the route
 
 
@@ -91,6 +91,7 @@ class Snapshot:
     config: GatewayConfig
     table: RouteTable
     clusters: dict[str, ClusterRuntime]
+    fallbacks: dict[str, Answer]  # prepared, by name
     in_flight: int = field(default=0)
     plans: dict[str, Plan] = field(default_factory=dict)
 
@@ -101,11 +102,12 @@ class Snapshot:
             if route is None:
                 raise Unavailable(f"no route for {method.path}")
             eligible = self.table.eligible_clusters(route, method)
+            name = self.table.fallback_for(route, method)
             plan = Plan(
                 route,
                 tuple(self.clusters[c.name] for c in eligible),
                 self.table.attempts_per_cluster(route, method),
-                self.table.may_degrade(route, method) and not method.server_streaming,
+                None if name is None or method.server_streaming else self.fallbacks[name],
                 {"route": route.name},
             )
             self.plans[method.path] = plan
@@ -130,8 +132,15 @@ class Gateway:
             for name in ("attempts", "retries", "failovers", "ejections", "degraded")
         }
 
-    def _snapshot(self, config: GatewayConfig, old: dict[str, ClusterRuntime]) -> Snapshot:
+    def _snapshot(
+        self,
+        config: GatewayConfig,
+        old: dict[str, ClusterRuntime],
+        fallbacks: dict[str, Answer] | None = None,
+    ) -> Snapshot:
         table = build_route_table(config, self.methods)
+        if fallbacks is None:
+            fallbacks = prepare_fallbacks(config)
         clusters = {}
         for cluster in config.clusters:
             previous = old.get(cluster.name)
@@ -147,13 +156,16 @@ class Gateway:
             fresh = ClusterRuntime(cluster, config.upstream_tls, config.circuit_breaker)
             fresh.seed(previous)
             clusters[cluster.name] = fresh
-        return Snapshot(config, table, clusters)
+        return Snapshot(config, table, clusters, fallbacks)
 
-    def reload(self, config: GatewayConfig) -> list[ClusterRuntime]:
-        """Swap in `config` (validated first); returns clusters no longer used, for the caller
-        to close once their in-flight calls are done."""
+    def reload(
+        self, config: GatewayConfig, fallbacks: dict[str, Answer] | None = None
+    ) -> list[ClusterRuntime]:
+        """Swap in `config` (validated first) with its fallbacks (prepared here unless given);
+        returns clusters no longer used, for the caller to close once their in-flight calls
+        are done."""
         old = self.snapshot
-        self.snapshot = self._snapshot(config, old.clusters)
+        self.snapshot = self._snapshot(config, old.clusters, fallbacks)
         self.admission = Admission(config.auth)
         kept = set(map(id, self.snapshot.clusters.values()))
         return [c for c in old.clusters.values() if id(c) not in kept]
@@ -179,12 +191,9 @@ class Gateway:
         if reply is not None:
             await _finish(context, reply)
             return reply.message
-        if plan.may_degrade:
+        if plan.fallback is not None:
             self.counters["degraded"].add(1, plan.labels)
-            parsed = ads_pb2.RankRequest.FromString(request)
-            restricted = set(snap.config.restricted_categories)
-            degraded: bytes = bid_only_ranking(parsed, restricted).SerializeToString()
-            return degraded
+            return plan.fallback(request)
         names = ", ".join(c.config.name for c in plan.clusters)
         raise Unavailable(f"no available endpoint for {method.path} in {names}")
 
@@ -239,7 +248,7 @@ class Gateway:
                 last = reply
                 if not _retriable(reply, context) or _expired(deadline):
                     return reply
-        return None if plan.may_degrade else last
+        return None if plan.fallback is not None else last
 
     async def _attempt(
         self,

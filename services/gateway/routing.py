@@ -3,6 +3,7 @@
 The sensitivity rule is enforced twice: a configuration that could send a SENSITIVE (or
 undeclared) method to a public cluster is rejected at load, and at call time the eligible
 clusters of such a method are filtered to private ones whatever the configuration says.
+A route's fallback (fallbacks.py) applies only to the one method its hook answers.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.contract.descriptors import MethodInfo
+from services.gateway import fallbacks
 from services.gateway.config import ClusterConfig, GatewayConfig, RouteConfig
 from services.topology.model import ZoneKind
-
-DEGRADABLE_METHOD = "/isthmus.ads.v1.AdService/Rank"
 
 
 class RoutingError(ValueError):
@@ -43,8 +43,9 @@ class RouteTable:
             return 1
         return route.max_attempts
 
-    def may_degrade(self, route: RouteConfig, method: MethodInfo) -> bool:
-        return route.degraded_fallback and method.path == DEGRADABLE_METHOD
+    def fallback_for(self, route: RouteConfig, method: MethodInfo) -> str | None:
+        """The named fallback that may answer `method` when no cluster can, if any."""
+        return route.fallback if fallbacks.answers(route, method.path) else None
 
 
 def build_route_table(config: GatewayConfig, methods: dict[str, MethodInfo]) -> RouteTable:
@@ -62,9 +63,7 @@ def build_route_table(config: GatewayConfig, methods: dict[str, MethodInfo]) -> 
                 f"route {route.name} sends non-PUBLIC {method.path} to public cluster(s) "
                 f"{', '.join(public)}"
             )
-    for route in config.routes:
-        if route.degraded_fallback and route.match.method not in (None, DEGRADABLE_METHOD):
-            problems.append(f"route {route.name}: degraded_fallback is only for AdService/Rank")
+    problems += [p for p in map(fallbacks.misplaced, config.routes) if p is not None]
     if problems:
         raise RoutingError("; ".join(problems))
     return RouteTable(tuple(config.routes), clusters, dict(methods))

@@ -4,6 +4,8 @@ ejection, retry budget, tokens, rate limits and the degraded answer."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 from isthmus.ads.v1 import ads_pb2
 from isthmus.options.v1 import options_pb2
+from services.adpolicy import parse_rules
 from services.contract.descriptors import MethodInfo
 from services.core.errors import Unauthenticated
 from services.gateway.auth import TokenBucket, is_allowed, issue_token, verify_token
@@ -18,16 +21,19 @@ from services.gateway.balancer import EndpointState, RetryBudget, pick, record_o
 from services.gateway.config import (
     CallerConfig,
     ClusterConfig,
+    FallbackName,
     GatewayConfig,
     Outcome,
     OutlierConfig,
     RetryBudgetConfig,
     RouteConfig,
     RouteMatch,
+    from_topology,
 )
 from services.gateway.degraded import bid_only_ranking
+from services.gateway.fallbacks import FALLBACKS
 from services.gateway.routing import RouteTable, RoutingError, build_route_table
-from services.topology.model import Endpoint, ZoneKind
+from services.topology.model import Endpoint, Topology, ZoneKind
 
 SERVICES = ["a.v1.S", "a.v1.T", "b.v1.U"]
 SENS = [
@@ -230,10 +236,104 @@ def test_degraded_ranking_is_by_bid_and_compliant() -> None:
         ],
         max_results=1,
     )
-    adult = bid_only_ranking(request, {"alcohol"})
+    rules = parse_rules(
+        "rules:\n - {name: age, kind: compliance, priority: 9, categories: [alcohol]}"
+    )
+    adult = bid_only_ranking(request, rules)
     assert [a.ad_id for a in adult.ads] == ["x"]
     request.context.age_band = ads_pb2.AGE_BAND_UNSPECIFIED
     request.max_results = 0
-    unknown_age = bid_only_ranking(request, {"alcohol"})
+    unknown_age = bid_only_ranking(request, rules)
     assert [a.ad_id for a in unknown_age.ads] == ["x"]
-    assert [e.ad_id for e in unknown_age.exclusions] == ["w"]
+    assert [(e.ad_id, e.rule) for e in unknown_age.exclusions] == [("w", "age")]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (None, "unreadable"),
+        ("rules: [\n", "rules file"),
+        ("rules:\n - {name: a, kind: teleport, priority: 1}\n", "kind"),
+        (
+            "rules:\n"
+            " - {name: kids, kind: compliance, priority: 10, categories: [toys-18]}\n"
+            " - {name: vip, kind: allow, priority: 20, match: {advertisers: [v]}}\n",
+            "contradictory",
+        ),
+    ],
+)
+def test_a_config_with_a_broken_rules_file_is_refused_naming_the_file(
+    tmp_path: Path, text: str | None, reason: str
+) -> None:
+    path = tmp_path / "broken-rules.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=reason) as caught:
+        GatewayConfig(clusters=[], routes=[], rules_file=path)
+    assert str(path) in str(caught.value)
+
+
+def test_every_fallback_name_has_a_hook() -> None:
+    assert set(get_args(FallbackName)) - {"none"} == set(FALLBACKS)
+
+
+def test_the_rank_route_from_the_topology_falls_back_to_the_bid_only_answer() -> None:
+    topology = Topology.model_validate(
+        {
+            "name": "test",
+            "gateway": {"listen": {"host": "127.0.0.1", "port": 0}},
+            "zones": [
+                {"name": "private", "kind": "private"},
+                {
+                    "name": "public-a",
+                    "kind": "public",
+                    "services": [
+                        {
+                            "name": "ads-a",
+                            "kind": "ads",
+                            "endpoints": [{"host": "127.0.0.1", "port": 1}],
+                        },
+                        {
+                            "name": "events-a",
+                            "kind": "events",
+                            "endpoints": [{"host": "127.0.0.1", "port": 2}],
+                        },
+                    ],
+                },
+            ],
+        }
+    )
+    fallbacks = {r.name: r.fallback for r in from_topology(topology).routes}
+    assert fallbacks == {"AdService": "ads_bid_only", "EventService": "none"}
+
+
+def test_a_fallback_only_answers_its_own_method() -> None:
+    rank = method("isthmus.ads.v1.AdService", "Rank", options_pb2.SENSITIVITY_PUBLIC)
+    other = method("isthmus.ads.v1.AdService", "Other", options_pb2.SENSITIVITY_PUBLIC)
+    pub = ClusterConfig(
+        name="pub",
+        zone="p",
+        zone_kind=ZoneKind.PUBLIC,
+        endpoints=[Endpoint(host="127.0.0.1", port=1)],
+    )
+    service = RouteConfig(
+        name="ads",
+        match=RouteMatch(service="isthmus.ads.v1.AdService"),
+        clusters=["pub"],
+        fallback="ads_bid_only",
+    )
+    table = build_route_table(
+        GatewayConfig(clusters=[pub], routes=[service]), {m.path: m for m in (rank, other)}
+    )
+    assert table.fallback_for(service, rank) == "ads_bid_only"
+    assert table.fallback_for(service, other) is None
+    wrong = service.model_copy(update={"match": RouteMatch(method=other.path)})
+    with pytest.raises(RoutingError, match="fallback ads_bid_only answers only"):
+        build_route_table(GatewayConfig(clusters=[pub], routes=[wrong]), {other.path: other})
+
+
+def test_the_old_degraded_fallback_key_says_what_replaced_it() -> None:
+    with pytest.raises(ValueError, match="fallback: ads_bid_only"):
+        RouteConfig.model_validate(
+            {"name": "r", "match": {"prefix": "/"}, "clusters": ["c"], "degraded_fallback": True}
+        )

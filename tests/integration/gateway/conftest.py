@@ -146,7 +146,7 @@ def lab_config(ups: dict[str, list[Upstream]], **overrides: Any) -> GatewayConfi
                 name="rank",
                 match=RouteMatch(method="/isthmus.ads.v1.AdService/Rank"),
                 clusters=["public-a", "public-b"],
-                degraded_fallback=True,
+                fallback="ads_bid_only",
             ),
         ],
         "health_check": HealthCheckConfig(interval_s=0.2, timeout_s=0.2),

@@ -5,13 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
 from isthmus.ads.v1 import ads_pb2, ads_pb2_grpc
-from tests.integration.gateway.conftest import auth
+from isthmus.gateway.v1 import gateway_admin_pb2 as admin_pb
+from isthmus.gateway.v1 import gateway_admin_pb2_grpc
+from services.adpolicy import SHIPPED_RULES_FILE
+from tests.integration.gateway.conftest import auth, lab_config
 from tests.integration.gateway.upstreams import ECHO, _msg, _text
 
 
@@ -97,7 +101,10 @@ def test_rank_fails_over_then_degrades_when_no_public_zone_is_up(lab: Any) -> No
     assert degraded.degraded
     assert degraded.degraded_reason == ads_pb2.DEGRADED_REASON_NO_MODEL_AVAILABLE
     assert [a.ad_id for a in degraded.ads] == ["shoe", "hat"]  # by bid, 2 slots
-    assert [(e.ad_id, e.rule) for e in degraded.exclusions] == [("beer", "degraded-compliance")]
+    # The ranking service's own compliance rule, from its rules file, named as it names it.
+    assert [(e.ad_id, e.rule) for e in degraded.exclusions] == [
+        ("beer", "age-restricted-categories")
+    ]
     assert degraded.ads[0].ecpm_micros == 500_000
     assert lab.counter("degraded") == 1
     assert lab.counter("failovers") >= 2  # public-a -> public-b, twice
@@ -105,6 +112,35 @@ def test_rank_fails_over_then_degrades_when_no_public_zone_is_up(lab: Any) -> No
     attempts = lab.attempts_by()
     assert {m for _, m in attempts} == {"/isthmus.ads.v1.AdService/Rank"}
     assert {c for c, _ in attempts} == {"public-a", "public-b"}
+
+
+def test_degraded_answers_follow_the_rules_file_across_reloads(lab: Any, tmp_path: Path) -> None:
+    admin = gateway_admin_pb2_grpc.GatewayAdminServiceStub(lab.channel)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SHIPPED_RULES_FILE.read_text())
+    lab.config_holder[0] = lab_config(lab.upstreams, rules_file=rules)
+    reply = admin.ReloadConfig(admin_pb.ReloadConfigRequest(), metadata=auth())
+    assert list(reply.changes) == ["policies changed"]
+    for zone in ("public-a", "public-b"):
+        for upstream in lab.upstreams[zone]:
+            lab.kill(upstream)
+    assert [a.ad_id for a in rank(lab).ads] == ["shoe", "hat"]
+
+    no_hats = "  - {name: no-hats, kind: exclude, priority: 300, match: {ads: [hat]}}\n"
+    rules.write_text(SHIPPED_RULES_FILE.read_text() + no_hats)
+    reply = admin.ReloadConfig(admin_pb.ReloadConfigRequest(), metadata=auth())
+    assert reply.applied
+    assert list(reply.changes) == ["fallback ads_bid_only changed"]
+    newer = rank(lab)
+    assert [a.ad_id for a in newer.ads] == ["shoe", "sock"]
+    assert ("hat", "no-hats") in [(e.ad_id, e.rule) for e in newer.exclusions]
+
+    rules.write_text("rules: [\n")  # broken after the config that names it was loaded
+    with pytest.raises(grpc.RpcError) as err:
+        admin.ReloadConfig(admin_pb.ReloadConfigRequest(), metadata=auth())
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert str(rules) in err.value.details()
+    assert rank(lab) == newer  # the rules in force keep answering
 
 
 def test_sensitive_calls_fail_closed_when_the_private_zone_is_down(lab: Any) -> None:
