@@ -96,7 +96,20 @@ def _parser() -> argparse.ArgumentParser:
     isolation.add_argument(
         "--no-isolate", dest="isolate", action="store_false", help="everything on loopback"
     )
+    up.add_argument(
+        "--shape",
+        choices=["production", "minimal"],
+        default="production",
+        help="embedded topology when --topology is not given: production (two gateways, "
+        "multi-node public-a, public-b to fail over to; the default) or minimal (one of each)",
+    )
     up.set_defaults(handler=_up)
+    status = sub.add_parser("status", help="every process of the local platform, restarts, health")
+    status.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
+    status.set_defaults(handler=_status)
+    supervise = sub.add_parser("supervise", help="(internal) the daemon `up` starts")
+    supervise.add_argument("--run-dir", type=Path, required=True, help="holds plan.json")
+    supervise.set_defaults(handler=_supervise)
     down = sub.add_parser("down", help="stop everything `up` started")
     down.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
     down.set_defaults(handler=_down)
@@ -181,7 +194,10 @@ def _up(args: argparse.Namespace) -> int:
     from services.local import up
     from services.topology import load_topology
 
-    topology = load_topology(args.topology or constants.topology_path_from_env())
+    path = args.topology or constants.topology_path_from_env()
+    topology = load_topology(
+        path, embedded=f"local{'-minimal' if args.shape == 'minimal' else ''}.yaml"
+    )
     try:
         state = up.up(topology, args.run_dir, args.isolate)
     except up.StartError as exc:
@@ -208,6 +224,32 @@ def _demo(args: argparse.Namespace) -> int:
         and summary["pii_scan"]["problem_count"] == 0
     )
     return 0 if ok else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    import time
+
+    from services.local import status, up
+    from services.local.supervisor import RunState, state_path
+
+    run_dir = args.run_dir.resolve()
+    if not state_path(run_dir).exists():
+        print("not up (no run state)")
+        return 1
+    state = RunState.load(state_path(run_dir))
+    health = status.gather_health(state, run_dir, up.token_for(run_dir, "operator", ttl_s=60))
+    print(status.render(state, status.rows(state, health, time.time())))
+    return 0 if state.phase == "ready" else 1
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    import os
+
+    from services.local.plan import plan_from_json
+    from services.local.supervisor import ENV_RUN, supervise
+
+    plan = plan_from_json((args.run_dir / "plan.json").read_text())
+    return supervise(plan, os.environ[ENV_RUN])
 
 
 def _down(args: argparse.Namespace) -> int:

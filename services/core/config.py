@@ -102,6 +102,12 @@ class ServerConfig(BaseModel):
         default=10.0, ge=0, le=300, description="On SIGTERM, time in-flight calls get to finish."
     )
     reflection: bool = Field(default=True, description="Serve grpc.reflection.v1alpha.")
+    reuse_port: bool = Field(
+        default=False,
+        description="Bind with SO_REUSEPORT so several instances share the listen address "
+        "(the kernel spreads connections). Off by default: a second server started by mistake "
+        "on a taken port must fail, not silently take half the traffic.",
+    )
     caller: CallerPolicy = Field(default_factory=CallerPolicy, description="Caller identity.")
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="OTel.")
 

@@ -93,7 +93,7 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", config.max_receive_message_bytes),
             ("grpc.max_send_message_length", config.max_send_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(config.reuse_port)),
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )

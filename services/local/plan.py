@@ -1,5 +1,11 @@
-"""What `isthmus up` starts, as data: one process per service, in start order, with the files
-they read. Pure: the launcher (supervisor.py) does the I/O.
+"""What `isthmus up` starts, as data: one process per service, Ray node and gateway instance,
+in start order, with the files they read. Pure: the supervisor (supervisor.py) does the I/O.
+
+A public zone with `ray.worker_nodes > 0` runs as a multi-node Ray cluster: a head node
+(`ray start --head --block`, no CPUs for replicas: it keeps Serve's controller and proxy) and
+N worker nodes (`ray start --block`), each a supervised process like a pod: when a node's
+raylet dies its `ray start` exits and the supervisor starts the node again. The zone's ads
+process then joins that cluster instead of starting Ray in process.
 
 Addresses come from the topology; with network namespaces every zone's services listen on the
 zone's namespace address instead (see netns.py), and the runtime topology the gateway reads
@@ -15,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from services.local.netns import NetPlan
-from services.topology.model import ServiceKind, Topology, ZoneKind
+from services.public.ads.config import AdsConfig, ray_environment
+from services.topology.model import RayConfig, ServiceKind, Topology, ZoneKind
 
 # Demo callers and what each may call (the gateway authorises caller x method).
 CALLERS: dict[str, list[str]] = {
@@ -33,12 +40,22 @@ CALLERS: dict[str, list[str]] = {
 }
 
 
+READY_LISTENING = "listening on "
+READY_RAY = "Ray runtime started"
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
+    """One supervised process. `kind` is service, gateway, ray-head or ray-worker; it is ready
+    when its log shows a line starting with (services) or containing (Ray) `ready_marker`."""
+
     name: str
     zone: str | None  # None: the gateway
     argv: tuple[str, ...]
     ready_timeout_s: float = 60.0
+    kind: str = "service"
+    ready_marker: str = READY_LISTENING
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,13 +72,22 @@ def isthmus(*args: str) -> tuple[str, ...]:
 
 
 def build(
-    topology: Topology, run_dir: Path, net: NetPlan | None, metrics_port: int = 50059
+    topology: Topology,
+    run_dir: Path,
+    net: NetPlan | None,
+    metrics_ports: tuple[int, ...] = (50059,),
+    ray_ports: dict[str, int] | None = None,
+    ray_tmpdir: Path | None = None,
 ) -> LocalPlan:
+    """`metrics_ports`: one Prometheus port per gateway instance; `ray_ports`: the GCS port of
+    each multi-node zone's head; `ray_tmpdir`: root of the Ray clusters' session dirs."""
     runtime = runtime_topology(topology, run_dir, net)
     topology_file = run_dir / "topology.yaml"
     private_file = run_dir / "private.yaml"
-    gateway_file = run_dir / "gateway.yaml"
     ads_file = run_dir / "ads.yaml"
+    instances = topology.gateway.instances
+    if len(metrics_ports) < instances:
+        raise ValueError(f"{instances} gateway instances need as many metrics ports")
     private_dir = run_dir.parent / "private"
     secrets = private_dir / "secrets"
     features = topology.data.features_uri
@@ -76,12 +102,24 @@ def build(
                 "server": {"caller": _caller_trust(topology, net)},
             }
         ),
-        gateway_file: _yaml(gateway_overrides(run_dir, runtime["gateway"]["listen"], metrics_port)),
         ads_file: _yaml({"features_dir": features, "autoscaling": LOCAL_AUTOSCALING}),
     }
+    gateway_listen = runtime["gateway"]["listen"]
+    for i in range(instances):
+        overrides = gateway_overrides(
+            run_dir, gateway_listen, metrics_ports[i], shared=instances > 1
+        )
+        files[gateway_file(run_dir, i, instances)] = _yaml(overrides)
     processes: list[ProcessSpec] = []
     for zone_spec in topology.zones:
         zone = {"name": zone_spec.name}
+        ray_address = None
+        if zone_spec.ray is not None and zone_spec.ray.multi_node:
+            host = "127.0.0.1" if net is None else net.zone_ip[zone_spec.name]
+            port = (ray_ports or {}).get(zone_spec.name, 6379)
+            ray_address = f"{host}:{port}"
+            tmp = (ray_tmpdir or run_dir / "ray") / zone_spec.name
+            processes += ray_nodes(zone_spec.name, zone_spec.ray, host, port, tmp)
         for spec in zone_spec.services:
             service = {"name": spec.name}
             kind = spec.kind
@@ -99,18 +137,75 @@ def build(
                 argv += ("--listen", listen)
                 if net is not None:
                     argv += ("--advertise-host", net.zone_ip[zone["name"]])
+                if ray_address is not None:
+                    argv += ("--ray-address", ray_address)
             timeout = 240.0 if kind is ServiceKind.ADS else 60.0
             processes.append(ProcessSpec(service["name"], zone["name"], argv, timeout))
-    gateway_listen = runtime["gateway"]["listen"]
     address = f"{gateway_listen['host']}:{gateway_listen['port']}"
-    processes.append(
-        ProcessSpec(
-            "gateway",
-            None,
-            isthmus("gateway", "--topology", str(topology_file), "--config", str(gateway_file)),
-        )
-    )
+    for i in range(instances):
+        config = gateway_file(run_dir, i, instances)
+        name = "gateway" if instances == 1 else f"gateway-{i + 1}"
+        argv = isthmus("gateway", "--topology", str(topology_file), "--config", str(config))
+        processes.append(ProcessSpec(name, None, argv, kind="gateway"))
     return LocalPlan(run_dir, tuple(processes), files, address, net)
+
+
+def gateway_file(run_dir: Path, index: int, instances: int) -> Path:
+    """Each gateway instance has its own overrides (its metrics port differs)."""
+    return run_dir / ("gateway.yaml" if instances == 1 else f"gateway-{index + 1}.yaml")
+
+
+def ray_nodes(zone: str, ray: RayConfig, host: str, port: int, tmpdir: Path) -> list[ProcessSpec]:
+    """A head node without CPUs for replicas (Serve's controller and proxy live there) and the
+    worker nodes, started one after the other (Ray names each node's sockets by counting the
+    files already there, so nodes started at once race for one name)."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    common = (
+        "--block",
+        f"--node-ip-address={host}",
+        "--dashboard-agent-listen-port=0",
+        f"--object-store-memory={ray.object_store_memory_bytes}",
+        "--disable-usage-stats",
+    )
+    # Serve's controller, proxy and replicas read these at import: they must be on the nodes.
+    env = tuple(sorted(ray_environment(AdsConfig(), tmpdir, local=True).items()))
+    head = ProcessSpec(
+        f"{zone}-ray-head",
+        zone,
+        (
+            ray_cli,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=0",
+            "--include-dashboard=false",
+            f"--temp-dir={tmpdir}",
+            *common,
+        ),
+        ready_timeout_s=90.0,
+        kind="ray-head",
+        ready_marker=READY_RAY,
+        env=env,
+    )
+    workers = [
+        ProcessSpec(
+            f"{zone}-ray-worker-{i}",
+            zone,
+            (
+                ray_cli,
+                "start",
+                f"--address={host}:{port}",
+                f"--num-cpus={ray.worker_node_cpus}",
+                *common,
+            ),
+            ready_timeout_s=90.0,
+            kind="ray-worker",
+            ready_marker=READY_RAY,
+            env=env,
+        )
+        for i in range(1, ray.worker_nodes + 1)
+    ]
+    return [head, *workers]
 
 
 def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> dict[str, Any]:
@@ -147,11 +242,15 @@ LOCAL_AUTOSCALING = {
 }
 
 
-def gateway_overrides(run_dir: Path, listen: dict[str, Any], metrics_port: int) -> dict[str, Any]:
-    """Callers and their token key, and a Prometheus endpoint beside the listener."""
+def gateway_overrides(
+    run_dir: Path, listen: dict[str, Any], metrics_port: int, shared: bool = False
+) -> dict[str, Any]:
+    """Callers and their token key, and a Prometheus endpoint beside the listener; `shared`:
+    several instances bind the listener together (SO_REUSEPORT)."""
     return {
         "server": {
             "listen": listen,
+            "reuse_port": shared,
             "telemetry": {
                 "service_name": "isthmus-gateway",
                 "metrics": "prometheus",
@@ -186,3 +285,43 @@ def _yaml(doc: dict[str, Any]) -> str:
     import yaml
 
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def plan_to_json(plan: LocalPlan) -> str:
+    """The plan as the supervisor daemon reads it (`isthmus supervise --run-dir`)."""
+    import dataclasses
+    import json
+
+    return json.dumps(
+        {
+            "run_dir": str(plan.run_dir),
+            "processes": [dataclasses.asdict(p) for p in plan.processes],
+            "files": {str(path): text for path, text in plan.files.items()},
+            "gateway_address": plan.gateway_address,
+            "net": None if plan.net is None else dataclasses.asdict(plan.net),
+        },
+        indent=1,
+    )
+
+
+def plan_from_json(text: str) -> LocalPlan:
+    import json
+
+    from services.local.netns import Link
+
+    raw = json.loads(text)
+    processes = tuple(
+        ProcessSpec(**{**p, "argv": tuple(p["argv"]), "env": tuple(map(tuple, p["env"]))})
+        for p in raw["processes"]
+    )
+    net = raw["net"]
+    if net is not None:
+        net = NetPlan(
+            **{
+                **net,
+                "namespaces": tuple(net["namespaces"]),
+                "links": tuple(Link(**link) for link in net["links"]),
+            }
+        )
+    files = {Path(path): text for path, text in raw["files"].items()}
+    return LocalPlan(Path(raw["run_dir"]), processes, files, raw["gateway_address"], net)

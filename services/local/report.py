@@ -158,8 +158,7 @@ def write_report(
     report_dir.mkdir(parents=True, exist_ok=True)
     zones = zone_of_clusters(run_dir)
     state = json.loads((run_dir / "state.json").read_text())
-    metrics_url = f"http://{state['gateway'].rsplit(':', 1)[0]}:{_metrics_port(run_dir)}/metrics"
-    attempts = gateway_attempts(metrics_url)
+    attempts = all_gateway_attempts(run_dir, state["gateway"].rsplit(":", 1)[0])
     sensitive_public = sensitive_on_public(attempts, zones)
     by_method = {}
     for method, codes in sorted(log.codes.items()):
@@ -203,9 +202,24 @@ def write_report(
     return summary
 
 
-def _metrics_port(run_dir: Path) -> int:
-    doc = yaml.safe_load((run_dir / "gateway.yaml").read_text())
-    return int(doc["server"]["telemetry"]["prometheus_listen"]["port"])
+def metrics_urls(run_dir: Path, host: str) -> list[str]:
+    """The Prometheus endpoint of every gateway instance (gateway.yaml or gateway-N.yaml)."""
+    urls = []
+    for path in sorted(run_dir.glob("gateway*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        port = int(doc["server"]["telemetry"]["prometheus_listen"]["port"])
+        urls.append(f"http://{host}:{port}/metrics")
+    return urls
+
+
+def all_gateway_attempts(run_dir: Path, host: str) -> dict[tuple[str, str], float]:
+    """Attempts by (cluster, method), summed over the gateway instances. An instance that
+    restarted counts from zero again (Prometheus counters reset with the process)."""
+    total: dict[tuple[str, str], float] = defaultdict(float)
+    for url in metrics_urls(run_dir, host):
+        for key, n in gateway_attempts(url).items():
+            total[key] += n
+    return dict(total)
 
 
 def _chart(timeline: list[dict[str, Any]], path: Path) -> None:

@@ -1,10 +1,20 @@
-"""Start and stop the local platform's processes.
+"""Run the local platform's processes and keep them running, like a kubelet with
+`restartPolicy: Always`.
 
-Every process runs in its own session with its output in `RUN_DIR/logs/NAME.log`, and carries
-`ISTHMUS_RUN=<run id>` in its environment, which Ray's daemons and workers inherit. `up`
-records the run in `RUN_DIR/state.json`; `down` stops the services in reverse order with
-SIGTERM (each drains and shuts down what it started), then ends anything still carrying the
-run id -- only processes this run started -- with SIGKILL, and removes the namespaces.
+`isthmus up` writes the plan (plan.json) and starts this supervisor as its own daemon
+(`isthmus supervise`, a session of its own, log in `RUN_DIR/logs/supervisor.log`). The
+supervisor creates the zone namespaces, starts every process in order and waits for each to
+say it is ready, then watches them: a process that exits is started again after a back-off
+(1 s doubling to 30 s; the streak resets once a process has stayed up for a minute), and
+`RUN_DIR/state.json` always says what runs where, its status and its restart count
+(`isthmus status` reads it). On SIGTERM (`isthmus down`) it stops the processes in reverse
+order with SIGTERM (each drains and shuts down what it started), ends anything still carrying
+the run id -- only processes this run started -- with SIGKILL, removes the namespaces, and
+exits.
+
+Every process runs in its own session with its output appended to `RUN_DIR/logs/NAME.log`,
+and carries `ISTHMUS_RUN=<run id>` in its environment, which Ray's daemons and workers
+inherit.
 """
 
 from __future__ import annotations
@@ -14,15 +24,19 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from services.local import netns
 from services.local.plan import LocalPlan, ProcessSpec
 
 ENV_RUN = "ISTHMUS_RUN"
+POLL_S = 0.25
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 30.0
+STABLE_AFTER_S = 60.0  # up this long: the next crash starts a fresh back-off streak
 
 
 class StartError(Exception):
@@ -31,11 +45,18 @@ class StartError(Exception):
 
 @dataclass
 class Started:
+    """One supervised process as the state file records it."""
+
     name: str
     zone: str | None
     pid: int
     log: str
     address: str
+    kind: str = "service"
+    status: str = "running"  # starting | running | backoff | stopped
+    restarts: int = 0
+    last_exit: int | None = None
+    started_unix_s: float = 0.0
 
 
 @dataclass
@@ -47,9 +68,14 @@ class RunState:
     namespaces: list[str]
     isolated: bool
     host_link: str = ""
+    supervisor_pid: int = 0
+    phase: str = "starting"  # starting | ready | failed | stopping | stopped
+    error: str = ""
+    updated_unix_s: float = field(default_factory=time.time)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
+        self.updated_unix_s = time.time()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(asdict(self), indent=1))
         os.replace(tmp, path)
 
@@ -59,68 +85,201 @@ class RunState:
         raw["processes"] = [Started(**p) for p in raw["processes"]]
         return cls(**raw)
 
+    def process(self, name: str) -> Started:
+        for started in self.processes:
+            if started.name == name:
+                return started
+        known = ", ".join(p.name for p in self.processes)
+        raise KeyError(f"no process {name!r} in this run; known: {known}")
+
 
 def state_path(run_dir: Path) -> Path:
     return run_dir / "state.json"
 
 
-def start_all(plan: LocalPlan, progress: object = print) -> RunState:
-    """Write the plan's files, bring the processes up in order, wait for each to serve."""
-    say = progress if callable(progress) else print
-    run_dir = plan.run_dir
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (run_dir / "secrets").mkdir(mode=0o700, parents=True, exist_ok=True)
-    for path, text in plan.files.items():
-        path.write_text(text)
-    run_id = uuid.uuid4().hex
-    state = RunState(
-        run_id,
-        str(run_dir),
-        plan.gateway_address,
-        [],
-        list(plan.net.namespaces) if plan.net else [],
-        plan.net is not None,
-        plan.net.host_link if plan.net else "",
-    )
-    if plan.net is not None:
-        netns.apply(plan.net)
-    state.save(state_path(run_dir))
-    env = {**os.environ, ENV_RUN: run_id, "PYTHONUNBUFFERED": "1"}
-    try:
-        for spec in plan.processes:
-            namespace = None if plan.net is None else plan.net.namespace_of(spec.zone)
-            started = _start(spec, run_dir, env, namespace)
-            state.processes.append(started)
-            state.save(state_path(run_dir))
-            say(f"  {spec.name:<10} {spec.zone or 'gateway':<10} {started.address}")
-    except BaseException:
-        stop_all(state)
-        raise
-    return state
+def restart_delay_s(streak: int) -> float:
+    """Back-off before the `streak`-th restart in a row (1-based): 1, 2, 4, ... 30 s."""
+    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, streak - 1)))
 
 
-def _start(spec: ProcessSpec, run_dir: Path, env: dict[str, str], ns: str | None) -> Started:
-    log_path = run_dir / "logs" / f"{spec.name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
-            [*netns.exec_prefix(ns), *spec.argv],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
+@dataclass
+class _Child:
+    spec: ProcessSpec
+    record: Started
+    proc: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+    deadline: float = 0.0
+    streak: int = 0
+    due: float = 0.0
+
+
+class Supervisor:
+    """Starts the plan's processes and restarts those that exit, until stopped."""
+
+    def __init__(self, plan: LocalPlan, run_id: str, say: object = print) -> None:
+        self.plan = plan
+        self.path = state_path(plan.run_dir)
+        self.env = {**os.environ, ENV_RUN: run_id, "PYTHONUNBUFFERED": "1"}
+        self.say = say if callable(say) else print
+        self.children: list[_Child] = []
+        self.stopping = threading.Event()
+        net = plan.net
+        self.state = RunState(
+            run_id,
+            str(plan.run_dir),
+            plan.gateway_address,
+            [],
+            list(net.namespaces) if net else [],
+            net is not None,
+            net.host_link if net else "",
+            supervisor_pid=os.getpid(),
         )
-    deadline = time.monotonic() + spec.ready_timeout_s
-    while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
-            if line.startswith("listening on "):
-                return Started(spec.name, spec.zone, proc.pid, str(log_path), line[13:].strip())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-    proc.kill()
-    raise StartError(f"{spec.name} did not start (see {log_path}):\n{tail}")
+
+    # ---- start -------------------------------------------------------------------------
+    def start_all(self) -> None:
+        """Namespaces, config files, then every process in order, each ready before the next."""
+        run_dir = self.plan.run_dir
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (run_dir / "secrets").mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path, text in self.plan.files.items():
+            path.write_text(text)
+        if self.plan.net is not None:
+            netns.apply(self.plan.net)
+        self.state.save(self.path)
+        for spec in self.plan.processes:
+            if self.stopping.is_set():
+                raise StartError("stopped while starting")
+            record = Started(
+                spec.name,
+                spec.zone,
+                0,
+                str(run_dir / "logs" / f"{spec.name}.log"),
+                "",
+                spec.kind,
+                "starting",
+            )
+            child = _Child(spec, record)
+            self.children.append(child)
+            self.state.processes.append(record)
+            self._spawn(child)
+            while child.record.status == "starting":
+                if self.stopping.wait(POLL_S):
+                    raise StartError("stopped while starting")
+                if not self._check_ready(child):
+                    raise StartError(
+                        f"{spec.name} did not start (see {record.log}):\n" + _tail(Path(record.log))
+                    )
+            self.state.save(self.path)
+            self.say(f"  {spec.name:<22} {spec.zone or 'gateway':<10} {record.address}")
+        self.state.phase = "ready"
+        self.state.save(self.path)
+
+    def _spawn(self, child: _Child) -> None:
+        spec = child.spec
+        namespace = None if self.plan.net is None else self.plan.net.namespace_of(spec.zone)
+        log_path = Path(child.record.log)
+        with log_path.open("ab") as log:
+            child.log_offset = log.tell()
+            child.proc = subprocess.Popen(  # noqa: S603 (our own CLI and ray, fixed arguments)
+                [*netns.exec_prefix(namespace), *spec.argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**self.env, **dict(spec.env)},
+                start_new_session=True,
+            )
+        child.record.pid = child.proc.pid
+        child.record.status = "starting"
+        child.record.started_unix_s = time.time()
+        child.deadline = time.monotonic() + spec.ready_timeout_s
+
+    def _check_ready(self, child: _Child) -> bool:
+        """Marks the child running once its log says so; False when it died or timed out."""
+        assert child.proc is not None
+        marker = child.spec.ready_marker
+        with Path(child.record.log).open("rb") as log:
+            log.seek(child.log_offset)
+            for raw in log.read().decode(errors="replace").splitlines():
+                if marker in raw and (child.spec.kind.startswith("ray") or raw.startswith(marker)):
+                    child.record.status = "running"
+                    if raw.startswith(marker):
+                        child.record.address = raw[len(marker) :].strip()
+                    return True
+        if child.proc.poll() is not None:
+            return False
+        if time.monotonic() > child.deadline:
+            _kill_group(child.proc.pid)
+            child.proc.wait()
+            return False
+        return True
+
+    # ---- watch -------------------------------------------------------------------------
+    def watch(self) -> None:
+        """Restart what exits, with back-off, until stop() is called."""
+        while not self.stopping.wait(POLL_S):
+            changed = False
+            for child in self.children:
+                changed |= self._tend(child, time.monotonic())
+            if changed:
+                self.state.save(self.path)
+
+    def _tend(self, child: _Child, now: float) -> bool:
+        record, proc = child.record, child.proc
+        if record.status == "backoff":
+            if now < child.due:
+                return False
+            self._spawn(child)
+            self.say(f"restarting {record.name} (restart {record.restarts})")
+            return True
+        assert proc is not None
+        if record.status == "starting":
+            if self._check_ready(child):
+                return record.status == "running"
+        elif proc.poll() is None:
+            return False
+        code = proc.poll()
+        record.last_exit = code if code is not None else -signal.SIGKILL
+        up_for = time.time() - record.started_unix_s
+        child.streak = 1 if up_for >= STABLE_AFTER_S else child.streak + 1
+        delay = restart_delay_s(child.streak)
+        child.due = now + delay
+        record.restarts += 1
+        record.status = "backoff"
+        self.say(f"{record.name} exited ({record.last_exit}); restart in {delay:.0f}s")
+        return True
+
+    # ---- stop --------------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        self.state.phase = "stopping"
+        self.state.save(self.path)
+        stop_all(self.state)
+        for child in self.children:
+            child.record.status = "stopped"
+        self.state.phase = "stopped"
+        self.state.save(self.path)
+
+
+def supervise(plan: LocalPlan, run_id: str) -> int:
+    """The daemon's main: start, watch until SIGTERM/SIGINT, stop everything."""
+    supervisor = Supervisor(plan, run_id, say=lambda line: print(line, flush=True))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: supervisor.stop())
+    try:
+        supervisor.start_all()
+        print("ready", flush=True)
+        supervisor.watch()
+    except BaseException as exc:
+        supervisor.state.phase = "failed"
+        supervisor.state.error = str(exc)
+        supervisor.state.save(supervisor.path)
+        print(f"failed: {exc}", flush=True)
+        stop_all(supervisor.state)
+        return 1
+    supervisor.shutdown()
+    return 0
 
 
 def run_processes(run_id: str) -> list[int]:
@@ -161,12 +320,27 @@ def stop_all(state: RunState, grace_s: float = 45.0) -> list[int]:
 
 
 def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+    if pid > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def is_running(pid: int) -> bool:
     """Alive and not a zombie (a child of ours is reaped here first)."""
+    if pid <= 0:
+        return False
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     try:

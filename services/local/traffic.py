@@ -69,8 +69,14 @@ class CallLog:
 
 
 class Driver:
-    def __init__(self, gateway: str, tokens: dict[str, str], seed: int = 7) -> None:
-        self.channel = grpc.aio.insecure_channel(gateway)
+    def __init__(
+        self,
+        gateway: str,
+        tokens: dict[str, str],
+        seed: int = 7,
+        options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.channel = grpc.aio.insecure_channel(gateway, options=options)
         self.tokens = tokens
         self.rng = random.Random(seed)  # noqa: S311 (synthetic traffic)
         self.log = CallLog()

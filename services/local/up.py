@@ -1,10 +1,19 @@
-"""`isthmus up` and `isthmus down`: the whole hybrid cloud on one machine."""
+"""`isthmus up` and `isthmus down`: the whole hybrid cloud on one machine.
+
+`up` builds the plan, hands it to a supervisor daemon (supervisor.py) that starts and keeps
+every process running, and returns once the gateway answers Rank from a model; `down` asks
+the supervisor to stop everything and then makes sure nothing of the run is left.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import grpc
@@ -12,12 +21,13 @@ import grpc
 from services.core.server import free_port
 from services.gateway.auth import issue_token
 from services.local import netns
-from services.local.plan import build, public_zones
+from services.local.plan import build, plan_to_json, public_zones
 from services.local.supervisor import (
+    ENV_RUN,
     RunState,
     StartError,
+    is_running,
     run_processes,
-    start_all,
     state_path,
     stop_all,
 )
@@ -48,14 +58,98 @@ def up(topology: Topology, run_dir: Path, isolate: bool | None) -> RunState:
         "zones in network namespaces: "
         + ("yes (private <-> gateway <-> public)" if net else "no (not root: loopback only)")
     )
-    plan = build(topology, run_dir, net, metrics_port=free_port(50059))
-    state = start_all(plan)
+    plan = build(
+        topology,
+        run_dir,
+        net,
+        metrics_ports=_free_ports(50059, topology.gateway.instances),
+        ray_ports={
+            z.name: free_port() for z in topology.zones if z.ray is not None and z.ray.multi_node
+        },
+        ray_tmpdir=ray_tmpdir(run_dir),
+    )
+    describe_shape(topology)
+    state = start_supervisor(plan_to_json(plan), run_dir)
     try:
         wait_until_serving(state, run_dir)
     except BaseException:
-        stop_all(state)
+        down(run_dir)
         raise
-    return state
+    return RunState.load(state_path(run_dir))
+
+
+def ray_tmpdir(run_dir: Path) -> Path:
+    from services.public.ads.zone import ray_tmpdir as zone_tmpdir
+
+    return zone_tmpdir(run_dir)
+
+
+def _free_ports(first: int, count: int) -> tuple[int, ...]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(first)
+        first = port + 1
+        ports.append(port)
+    return tuple(ports)
+
+
+def describe_shape(topology: Topology) -> None:
+    """What is about to run: nodes per zone, gateways, what restarts."""
+    print(f"gateway: {topology.gateway.instances} instance(s) on {topology.gateway.listen.address}")
+    for zone in topology.zones:
+        nodes = "no Ray"
+        if zone.ray is not None:
+            nodes = (
+                f"Ray head + {zone.ray.worker_nodes} worker node(s)"
+                if zone.ray.multi_node
+                else "Ray in the ads process (one node)"
+            )
+        print(
+            f"zone {zone.name} ({zone.kind}, priority {zone.priority}): {nodes}; "
+            f"services {', '.join(s.name for s in zone.services)}"
+        )
+    print("every process is supervised: restarted on exit with back-off (isthmus status)")
+
+
+def start_supervisor(plan_json: str, run_dir: Path, timeout_s: float = 600) -> RunState:
+    """Start the supervisor daemon and follow its log until everything is up (or not)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "plan.json").write_text(plan_json)
+    path = state_path(run_dir)
+    path.unlink(missing_ok=True)
+    log_path = run_dir / "logs" / "supervisor.log"
+    env = {**os.environ, ENV_RUN: uuid.uuid4().hex, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "services.cli", "supervise", "--run-dir", str(run_dir)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(  # noqa: S603 (our own CLI)
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    shown = 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = log_path.read_text(errors="replace").splitlines()
+        for line in lines[shown:]:
+            if line.startswith("  "):
+                print(line, flush=True)
+        shown = len(lines)
+        if path.exists():
+            state = RunState.load(path)
+            if state.phase == "ready":
+                return state
+            if state.phase == "failed":
+                proc.wait(timeout=120)
+                raise StartError(state.error)
+        if proc.poll() is not None:
+            raise StartError(f"the supervisor exited ({proc.returncode}); see {log_path}")
+        time.sleep(0.3)
+    down(run_dir)
+    raise StartError(f"not up within {timeout_s:.0f}s; see {log_path}")
 
 
 def ensure_model(registry: Path = Path("var/models")) -> None:
@@ -97,13 +191,21 @@ def wait_until_serving(state: RunState, run_dir: Path, timeout_s: float = 120) -
     raise StartError(f"the gateway did not serve Rank within {timeout_s:.0f}s: {last}")
 
 
-def down(run_dir: Path) -> int:
+def down(run_dir: Path, timeout_s: float = 240) -> int:
+    """Ask the supervisor to stop everything; then end whatever of the run is left."""
     path = state_path(run_dir.resolve())
     if not path.exists():
         print("nothing to stop (no run state)")
         return 0
     state = RunState.load(path)
-    killed = stop_all(state)
+    if state.supervisor_pid and is_running(state.supervisor_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.supervisor_pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while is_running(state.supervisor_pid) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        state = RunState.load(path)
+    killed = stop_all(state, grace_s=5.0)  # the supervisor's own net, should it have failed
     path.unlink()
     print(
         f"stopped {len(state.processes)} services"
@@ -120,8 +222,13 @@ def describe(state: RunState, run_dir: Path, topology: Topology) -> str:
         f"  gateway            {state.gateway}",
     ]
     for p in state.processes:
-        if p.name != "gateway":
+        if p.kind == "service":
             lines.append(f"  {p.name:<18} {p.address}  ({p.zone} zone; log {p.log})")
+    gateways = [p for p in state.processes if p.kind == "gateway"]
+    nodes = [p for p in state.processes if p.kind.startswith("ray")]
+    lines.append(f"  gateway instances  {len(gateways)} sharing {state.gateway}")
+    lines.append(f"  Ray nodes          {len(nodes)} ({', '.join(p.name for p in nodes) or '-'})")
+    lines.append("  `isthmus status` shows every process, its health and restarts")
     lines += [
         f"  public zones       {', '.join(public_zones(topology))}",
         "",

@@ -17,11 +17,11 @@ class TopologyError(ValueError):
     """The topology file is missing, not YAML, or not a valid topology."""
 
 
-def load_topology(path: Path | None = None) -> Topology:
-    """Load `path`, or the embedded local default when None."""
+def load_topology(path: Path | None = None, embedded: str = DEFAULT_TOPOLOGY) -> Topology:
+    """Load `path`, or the embedded topology `embedded` (the local default) when None."""
     if path is None:
-        source = f"<embedded {DEFAULT_TOPOLOGY}>"
-        text = (resources.files("services.topology") / DEFAULT_TOPOLOGY).read_text()
+        source = f"<embedded {embedded}>"
+        text = (resources.files("services.topology") / embedded).read_text()
     else:
         source = str(path)
         try:

@@ -162,8 +162,27 @@ class RayConfig(_Strict):
     )
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs Ray may use; None = all.")
     object_store_memory_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=75 * 1024 * 1024, description="Plasma store size in bytes."
+        default=256 * 1024 * 1024,
+        ge=75 * 1024 * 1024,
+        description="Plasma store size in bytes, per node.",
     )
+    worker_nodes: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description='With address "local": Ray worker nodes the local launcher starts with '
+        "`ray start` beside a head node (each a process the supervisor restarts, like a pod); "
+        "the ranking replicas run on the workers, the head keeps Serve's controller and proxy. "
+        "0 = one node inside the ads process.",
+    )
+    worker_node_cpus: int = Field(
+        default=1, ge=1, le=64, description="Logical CPUs each worker node offers to replicas."
+    )
+
+    @property
+    def multi_node(self) -> bool:
+        """A head plus worker nodes started by the launcher, rather than one in-process node."""
+        return self.address == "local" and self.worker_nodes > 0
 
 
 class ZoneSpec(_Strict):
@@ -199,6 +218,46 @@ class GatewaySpec(_Strict):
     )
     network_namespace: str | None = Field(
         default=None, description="Linux network namespace to run in locally; None = host."
+    )
+    instances: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Gateway processes sharing the listen address (SO_REUSEPORT: the kernel "
+        "spreads new connections over them), so the door survives losing one. Clients retry "
+        "per protos/client_service_config.json and reconnect to a survivor.",
+    )
+
+
+class ChaosSpec(_Strict):
+    """What chaos drills may do to this deployment (`isthmus chaos run`). Absent = nothing:
+    a drill refuses a topology that does not name every target it touches."""
+
+    targets: list[
+        Literal[
+            "public-nodes",
+            "replicas",
+            "public-zone",
+            "private-link",
+            "sync",
+            "database",
+            "gateway",
+            "public-link",
+        ]
+    ] = Field(
+        min_length=1,
+        description="Kinds of fault allowed: public-nodes (SIGKILL Ray worker nodes), replicas "
+        "(SIGKILL ranking replicas), public-zone (take a whole public zone out), private-link "
+        "(cut gateway <-> private zone), public-link (delay/loss towards a public zone), sync "
+        "(cut or kill the sync job), database (stop the private database), gateway (SIGKILL "
+        "a gateway instance).",
+    )
+    zones: list[str] = Field(
+        default_factory=list,
+        description="Zones drills may touch; empty = every zone of the topology.",
+    )
+    max_duration_s: float = Field(
+        default=600.0, gt=0, le=3600, description="Wall-clock limit of any one drill."
     )
 
 
@@ -275,6 +334,9 @@ class Topology(_Strict):
     data: DataSpec = Field(
         default_factory=DataSpec, description="Spark data jobs: locations and settings."
     )
+    chaos: ChaosSpec | None = Field(
+        default=None, description="Chaos drills this deployment allows; None = none."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -288,6 +350,14 @@ class Topology(_Strict):
         )
         if not any(z.kind is ZoneKind.PRIVATE for z in self.zones):
             raise ValueError("topology needs a private zone (kind: private)")
+        if self.chaos is not None:
+            known = {z.name for z in self.zones}
+            unknown = sorted(set(self.chaos.zones) - known)
+            if unknown:
+                raise ValueError(
+                    f"chaos.zones names unknown zone(s) {', '.join(unknown)}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
         return self
 
     def zone(self, name: str) -> ZoneSpec:

@@ -158,3 +158,29 @@ class AdsConfig(_Strict):
         import yaml
 
         return cls.model_validate(yaml.safe_load(text) or {})
+
+
+def ray_environment(config: AdsConfig, tmpdir: Path, local: bool) -> dict[str, str]:
+    """Environment for Serve's controller, proxy and replicas. Serve reads these at import, so
+    they must be in place before Ray starts (locally) or set on the cluster's pods."""
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Direct ingress, user code on the replica's loop, gRPC between Serve's actors.
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        # Read before the throughput block, so it must be set explicitly.
+        "RAY_SERVE_PROXY_USE_GRPC": "1",
+        # Autoscaling reacts in seconds only if load metrics arrive every second.
+        "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
+        "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(config.drain_period_s),
+        "RAY_SERVE_LOG_TO_STDERR": "0",
+        # Ray starts workers at nice 15, below everything else on the node; a replica is the
+        # zone's hot path, not background work, and must not yield the CPU to its neighbours.
+        "RAY_worker_niceness": "0",
+    }
+    if local:
+        env["RAY_TMPDIR"] = str(tmpdir)
+        # Ray 2.60 turns on token auth and writes ~/.ray/auth_token; a local cluster on
+        # loopback (or in the zone's namespace) does not need it.
+        env["RAY_AUTH_MODE"] = "disabled"
+    return env

@@ -28,7 +28,11 @@ def serve_ads(args: argparse.Namespace, topology: Topology) -> int:
     port = int(args.listen.rsplit(":", 1)[1]) if args.listen else service.endpoints[0].port
     run_dir: Path = args.run_dir
     endpoints = args.endpoints_file or run_dir / f"{service.name}.endpoints.json"
-    ads = AdsZone(config, zone.ray or RayConfig(), port, endpoints, service.name, run_dir)
+    ray = zone.ray or RayConfig()
+    if args.ray_address:  # a cluster the local launcher started for this zone
+        ray = ray.model_copy(update={"address": args.ray_address})
+    ads = AdsZone(config, ray, port, endpoints, service.name, run_dir)
+    ads.launched_cluster = bool(args.ray_address)
     if args.advertise_host:
         ads.advertise_host = args.advertise_host
     return run(ads)
@@ -38,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zone", help="ads only: public zone to run (default: the first)")
     parser.add_argument(
         "--run-dir", type=Path, default=Path("var/run"), help="ads only: Ray temp and state files"
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="ads only: HOST:PORT of a Ray head the local launcher started (multi-node zone)",
     )
     parser.add_argument(
         "--advertise-host",

@@ -26,38 +26,12 @@ from typing import Any
 
 from services.core.durable import write_synced
 from services.core.server import free_port
-from services.public.ads.config import AdsConfig
+from services.public.ads.config import AdsConfig, ray_environment
 from services.public.ads.deployment import DEPLOYMENT, SERVICER, build_app
 from services.topology.model import RayConfig
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
-
-
-def ray_environment(config: AdsConfig, tmpdir: Path, local: bool) -> dict[str, str]:
-    """Environment for Serve's controller, proxy and replicas. Serve reads these at import, so
-    they must be in place before Ray starts (locally) or set on the cluster's pods."""
-    env = {
-        "RAY_USAGE_STATS_ENABLED": "0",
-        # Direct ingress, user code on the replica's loop, gRPC between Serve's actors.
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-        # Read before the throughput block, so it must be set explicitly.
-        "RAY_SERVE_PROXY_USE_GRPC": "1",
-        # Autoscaling reacts in seconds only if load metrics arrive every second.
-        "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
-        "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
-        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(config.drain_period_s),
-        "RAY_SERVE_LOG_TO_STDERR": "0",
-        # Ray starts workers at nice 15, below everything else on the node; a replica is the
-        # zone's hot path, not background work, and must not yield the CPU to its neighbours.
-        "RAY_worker_niceness": "0",
-    }
-    if local:
-        env["RAY_TMPDIR"] = str(tmpdir)
-        # Ray 2.60 turns on token auth and writes ~/.ray/auth_token; a local cluster on
-        # loopback (or in the zone's namespace) does not need it.
-        env["RAY_AUTH_MODE"] = "disabled"
-    return env
 
 
 @dataclass(frozen=True)
@@ -140,6 +114,9 @@ class AdsZone:
         # namespace): callers on the host reach them over loopback, the gateway in its own
         # namespace at the zone's address.
         self.advertise_host: str | None = "127.0.0.1" if ray.address == "local" else None
+        # Joined a cluster `isthmus up` started on this machine (its nodes run with the local
+        # environment: no token auth, short temp dir) rather than a remote one.
+        self.launched_cluster = False
 
     def start(self) -> None:
         import ray
@@ -148,7 +125,7 @@ class AdsZone:
 
         local = self.ray.address == "local"
         tmpdir = ray_tmpdir(self.run_dir)
-        os.environ.update(ray_environment(self.config, tmpdir, local))
+        os.environ.update(ray_environment(self.config, tmpdir, local or self.launched_cluster))
         options: dict[str, Any] = {"log_to_driver": False, "namespace": "isthmus"}
         if local:
             options.update(
@@ -161,6 +138,10 @@ class AdsZone:
         else:
             ray.init(address=self.ray.address, **options)
         serve.start(
+            # One proxy, on the head: every node of a local cluster shares the zone's address,
+            # so a proxy per node would fight over the gRPC port. The gateway calls the
+            # replicas' direct-ingress ports, not the proxy.
+            proxy_location="HeadOnly",
             http_options=HTTPOptions(host="127.0.0.1", port=self.config.http_port or free_port()),
             grpc_options=gRPCOptions(port=self.grpc_port, grpc_servicer_functions=[SERVICER]),
         )
@@ -185,23 +166,28 @@ class AdsZone:
             log.info("replica endpoints: %s", [f"{t.host}:{t.port}" for t in targets])
         return targets
 
-    def replica_states(self) -> dict[str, int]:
+    def replica_states(self) -> tuple[dict[str, int], str]:
+        """Replicas by state, and the deployment's status (HEALTHY, UPSCALING, ...)."""
         from ray import serve
 
         app = serve.status().applications.get(self.config.app_name)
         if app is None or DEPLOYMENT not in app.deployments:
-            return {}
-        states = app.deployments[DEPLOYMENT].replica_states
-        return {str(getattr(k, "value", k)): int(v) for k, v in states.items()}
+            return {}, "NOT_DEPLOYED"
+        deployment = app.deployments[DEPLOYMENT]
+        states = deployment.replica_states
+        status = str(getattr(deployment.status, "value", deployment.status))
+        return {str(getattr(k, "value", k)): int(v) for k, v in states.items()}, status
 
     def watch(self) -> None:
         """Keep the endpoints and status files current until stop() is called."""
         while not self._stop.wait(POLL_S):
             try:
                 targets = self.refresh_endpoints()
+                replicas, deployment_status = self.replica_states()
                 status = {
                     "time_unix_s": time.time(),
-                    "replicas": self.replica_states(),
+                    "replicas": replicas,
+                    "deployment_status": deployment_status,
                     "endpoints": len(targets),
                     "grpc_proxy": f"127.0.0.1:{self.grpc_port}",
                 }
