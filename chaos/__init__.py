@@ -1,1 +1,2 @@
-"""Chaos drills (Chaos Toolkit actions and probes over the topology). Built in a later issue."""
+"""Chaos drills: a Chaos Toolkit extension (per target `actions.py` and `probes.py`), one
+experiment file per drill in `drills/`, and the runner behind `isthmus chaos`."""

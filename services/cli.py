@@ -17,6 +17,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ray_jobs.ctr import train
 
         return train.main(argv[1:])
+    if argv[:1] == ["chaos"]:  # the drills own their arguments (chaos/cli.py)
+        from chaos import cli as chaos_cli
+
+        return chaos_cli.main(argv[1:])
     if argv[:1] == ["sync"]:  # the Spark data jobs own their arguments too (issue #6)
         from ray_jobs.sync import cli as sync_cli
 
@@ -62,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     gateway_arguments(gateway)
     gateway.set_defaults(handler=_gateway)
 
+    sub.add_parser("chaos", help="chaos drills: list | run NAME [--load RPS] | run --all | report")
     sub.add_parser("train", help="train the CTR model on the Open Bandit logs and publish it")
     sub.add_parser(
         "sync", help="Spark data jobs: events, features, training-set, erase, rollback-features"

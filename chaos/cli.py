@@ -1,0 +1,106 @@
+"""`isthmus chaos list | run NAME [--load RPS] | run --all | report`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+from chaos import context
+from chaos.report import summary_table
+from chaos.runner import DRILLS, drill_file, load_drill, run_drill
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="isthmus chaos", description="Chaos drills.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the drills and what each touches")
+    run = sub.add_parser("run", help="run one drill (or --all) against `isthmus up`")
+    run.add_argument("name", nargs="?", help="drill name (see `isthmus chaos list`)")
+    run.add_argument("--all", action="store_true", help="every drill, one after the other")
+    run.add_argument("--load", type=float, help="load rounds per second (drill's default)")
+    report = sub.add_parser("report", help="summary table of the drills run so far")
+    for p in (run, report):
+        p.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
+        p.add_argument("--report-dir", type=Path, default=Path("var/reports/chaos"))
+    args = parser.parse_args(argv)
+    if args.action == "list":
+        return _list()
+    if args.action == "report":
+        return _report(args.report_dir)
+    names = sorted(p.stem for p in DRILLS.glob("*.yaml")) if args.all else [args.name]
+    if names == [None]:
+        parser.error("give a drill name or --all")
+    verdicts = []
+    for name in names:
+        drill_file(name)  # unknown names fail before anything runs
+        progress = _Progress()
+        progress.start()
+        try:
+            result = run_drill(name, args.run_dir, args.report_dir, args.load)
+        finally:
+            progress.stop()
+        print(f"{name}: {result.verdict.upper()}  (report {args.report_dir / name}.md)")
+        verdicts.append(result.verdict)
+    if len(names) > 1:
+        _report(args.report_dir)
+    return 0 if all(v == "passed" for v in verdicts) else 1
+
+
+def _list() -> int:
+    for path in sorted(DRILLS.glob("*.yaml")):
+        experiment, spec = load_drill(path)
+        print(f"{spec.drill:<26} targets {','.join(spec.targets):<22} {experiment['title']}")
+    return 0
+
+
+def _report(report_dir: Path) -> int:
+    results = [
+        json.loads(p.read_text())
+        for p in sorted(report_dir.glob("*.json"))
+        if not p.name.endswith(".journal.json")
+    ]
+    if not results:
+        print(f"no drill results in {report_dir}")
+        return 1
+    table = summary_table(results)
+    (report_dir / "summary.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+class _Progress:
+    """One line a second while a drill runs: fault state, calls/s, errors, p99, replicas."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                drill = context.current()
+            except RuntimeError:
+                continue
+            now = drill.now()
+            window = drill.load.window(now - 1, now)
+            faulted = bool(drill.fault_windows) and drill.fault_windows[-1][1] is None
+            latencies = sorted(window.latencies_s)
+            p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0
+            replicas = drill.replicas[-1][1] if drill.replicas else "?"
+            print(
+                f"  t={now:6.1f}s {'FAULT' if faulted else 'ok   '} calls/s {window.total:4d} "
+                f"errors {window.total - window.ok:3d} p99 {p99:7.1f} ms "
+                f"replicas {replicas}",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -1,0 +1,312 @@
+"""Actions on the local platform: they change things. Each fault records itself on the drill
+(events, fault window) and registers how to undo it, so `restore_platform` -- every drill's
+rollback -- can put the platform back even when the method was cut short.
+
+Targets are what `isthmus up` started (RUN_DIR/state.json and plan.json): supervised
+processes (Ray nodes, services, gateway instances), Serve replica processes under the Ray
+nodes, and the veth links between the gateway's and the zones' namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+import yaml
+
+from chaos import context
+from chaos.local.platform import (
+    DEFAULT_RUN_DIR,
+    Platform,
+    count_for,
+    gateway_config_files,
+    ip,
+    link_is_up,
+    raylet_pid,
+    replica_pids,
+)
+from chaos.local.probes import replicas_settled, zone_status
+from services.local.supervisor import is_running
+
+
+def kill_ray_worker_nodes(
+    zone: str = "public-a", percent: float = 30.0, run_dir: str = DEFAULT_RUN_DIR
+) -> dict[str, Any]:
+    """SIGKILL `percent` % (rounded up) of `zone`'s Ray worker nodes -- each node's raylet and
+    every worker it started, replicas included -- preferring nodes that host replicas. The
+    supervisor starts the nodes again (their `ray start` exits), as a cluster replaces lost
+    machines. Returns what was killed."""
+    drill = context.current()
+    nodes = Platform.load(run_dir).processes(kind="ray-worker", zone=zone)
+    if not nodes:
+        raise RuntimeError(f"zone {zone} has no Ray worker nodes (multi-node zones only)")
+    ranked = sorted(nodes, key=lambda n: -len(replica_pids(n.pid)))
+    victims = ranked[: count_for(percent, len(nodes))]
+    killed: dict[str, Any] = {}
+    drill.fault_begins(f"SIGKILL {len(victims)}/{len(nodes)} Ray worker nodes of {zone}")
+    for node in victims:
+        drill.restarts_expected[node.name] = node.restarts
+        raylet = raylet_pid(node.pid)
+        replicas = replica_pids(node.pid)
+        pids = [p for p in [raylet, *replicas] if p]
+        for pid in pids:
+            _kill(pid)
+        killed[node.name] = {"raylet": raylet, "replicas": replicas}
+        drill.event(f"killed {node.name} (raylet {raylet}, {len(replicas)} replica(s))")
+    return killed
+
+
+def kill_replicas(
+    zone: str = "public-a", percent: float = 30.0, run_dir: str = DEFAULT_RUN_DIR
+) -> list[int]:
+    """SIGKILL `percent` % (rounded up) of `zone`'s ranking replica processes; Serve's
+    controller starts replacements."""
+    drill = context.current()
+    nodes = Platform.load(run_dir).processes(zone=zone)
+    replicas = sorted(
+        pid for node in nodes if node.kind.startswith("ray") for pid in replica_pids(node.pid)
+    )
+    if not replicas:
+        raise RuntimeError(f"no ranking replica processes found in {zone}")
+    victims = replicas[: count_for(percent, len(replicas))]
+    drill.fault_begins(f"SIGKILL {len(victims)}/{len(replicas)} ranking replicas of {zone}")
+    for pid in victims:
+        _kill(pid)
+    return victims
+
+
+def kill_gateway_instance(instance: int = 1, run_dir: str = DEFAULT_RUN_DIR) -> int:
+    """SIGKILL gateway instance `instance` (1-based); the others keep the shared address and
+    the supervisor starts it again. Returns the PID killed."""
+    drill = context.current()
+    gateways = Platform.load(run_dir).processes(kind="gateway")
+    if len(gateways) < 2:
+        raise RuntimeError("only one gateway instance: killing it would close the door")
+    victim = gateways[instance - 1]
+    drill.fault_begins(f"SIGKILL {victim.name} (pid {victim.pid})")
+    drill.restarts_expected[victim.name] = victim.restarts
+    _kill(victim.pid)
+    return victim.pid
+
+
+def take_zone_out(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> str:
+    """Take all of `zone` out: its link to the gateway goes down (zones in namespaces), or
+    every process of the zone is frozen with SIGSTOP (loopback runs)."""
+    drill = context.current()
+    platform = Platform.load(run_dir)
+    if platform.net is not None:
+        link = platform.zone_link(zone)
+        ip("-n", link.near_ns or "", "link", "set", link.near_if, "down")
+        drill.undo[f"link:{zone}"] = lambda: _link_up(run_dir, zone)
+        how = f"link {link.near_if} down"
+    else:
+        pids = [p.pid for p in platform.processes(zone=zone)]
+        frozen = [pid for p in pids for pid in [p, *_tree(p)]]
+        for pid in frozen:
+            _signal(pid, signal.SIGSTOP)
+
+        def thaw() -> None:
+            for pid in frozen:
+                _signal(pid, signal.SIGCONT)
+
+        drill.undo[f"frozen:{zone}"] = thaw
+        how = f"{len(frozen)} processes frozen"
+    drill.fault_begins(f"{zone} out ({how})")
+    return how
+
+
+def bring_zone_back(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """Undo take_zone_out for `zone`."""
+    drill = context.current()
+    for key in (f"link:{zone}", f"frozen:{zone}"):
+        undo = drill.undo.pop(key, None)
+        if undo is not None:
+            undo()
+    drill.fault_ends(f"{zone} back")
+
+
+def cut_private_link(run_dir: str = DEFAULT_RUN_DIR) -> str:
+    """Cut the gateway <-> private zone link (zones in namespaces only)."""
+    platform = Platform.load(run_dir)
+    private = [z.name for z in platform.topology.zones if z.kind.value == "private"]
+    return take_zone_out(private[0], run_dir)
+
+
+def heal_private_link(run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """Undo cut_private_link."""
+    platform = Platform.load(run_dir)
+    private = [z.name for z in platform.topology.zones if z.kind.value == "private"]
+    bring_zone_back(private[0], run_dir)
+
+
+def hold(seconds: float = 10.0) -> float:
+    """Keep the fault (and the load) going for `seconds`."""
+    time.sleep(seconds)
+    return seconds
+
+
+def wait_until_recovered(
+    zone: str = "public-a", timeout_s: float = 120.0, run_dir: str = DEFAULT_RUN_DIR
+) -> float:
+    """Wait until every supervised process runs again and `zone`'s replicas are settled
+    (HEALTHY, all RUNNING, all published); ends the fault window and returns the time to
+    recover, counted from the start of the fault."""
+    drill = context.current()
+    start = drill.fault_windows[-1][0] if drill.fault_windows else drill.now()
+    fault_unix = time.time() - (drill.now() - float(start or 0.0))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        platform = Platform.load(run_dir)
+        up = all(p.status == "running" and is_running(p.pid) for p in platform.state.processes)
+        restarted = all(
+            platform.state.process(name).restarts > before
+            for name, before in drill.restarts_expected.items()
+        )
+        fresh = zone_status(zone, run_dir)["time_unix_s"] > fault_unix + 1.0
+        if up and restarted and fresh and replicas_settled(zone, run_dir):
+            drill.recovery_s = round(drill.now() - float(start or 0.0), 1)
+            drill.fault_ends(f"recovered in {drill.recovery_s:.1f}s")
+            return drill.recovery_s
+        time.sleep(0.5)
+    drill.fault_ends(f"not recovered within {timeout_s:.0f}s")
+    raise RuntimeError(f"{zone} did not recover within {timeout_s:.0f}s")
+
+
+def restore_platform(timeout_s: float = 180.0, run_dir: str = DEFAULT_RUN_DIR) -> list[str]:
+    """Every drill's rollback: undo what the drill changed (links up, frozen processes
+    resumed, gateway settings back), then wait until every supervised process runs.
+    Returns what was undone."""
+    drill = context.current()
+    undone = []
+    for key, undo in list(drill.undo.items()):
+        try:
+            undo()
+            undone.append(key)
+        finally:
+            drill.undo.pop(key, None)
+    drill.fault_ends()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        platform = Platform.load(run_dir)
+        if all(p.status == "running" and is_running(p.pid) for p in platform.state.processes):
+            return undone
+        time.sleep(0.5)
+    raise RuntimeError(f"not every process was running again within {timeout_s:.0f}s")
+
+
+# ---- protections, switched off to show a drill can fail --------------------------------
+PROTECTIONS: dict[str, dict[str, Any]] = {
+    # No retries or failover attempts at all: the budget allows none.
+    "retries": {"retry_budget": {"budget_percent": 0.0, "min_retry_concurrency": 0}},
+    # Envoy's default: at most 10% of a cluster ejected at once.
+    "ejection": {"outlier": {"max_ejection_percent": 10}},
+}
+
+
+def switch_off_protection(protection: str, run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """Reconfigure every gateway instance without `protection` (retries, ejection or
+    failover), one instance at a time; the rollback switches it back on."""
+    drill = context.current()
+    platform = Platform.load(run_dir)
+    files = gateway_config_files(platform.run_dir)
+    originals = {path: path.read_text() for path in files}
+    for path in files:
+        doc = yaml.safe_load(path.read_text())
+        doc.update(_protection_off(protection, platform))
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def restore() -> None:
+        for path, text in originals.items():
+            path.write_text(text)
+        restart_gateways(run_dir)
+
+    drill.undo[f"protection:{protection}"] = restore
+    restart_gateways(run_dir)
+    drill.event(f"protection off: {protection}")
+
+
+def _protection_off(protection: str, platform: Platform) -> dict[str, Any]:
+    if protection in PROTECTIONS:
+        return dict(PROTECTIONS[protection])
+    if protection == "failover":
+        from services.gateway.config import from_topology
+
+        first = {z.name for z in platform.topology.public_zones()[:1]}
+        zone_of = {s.name: z.name for z in platform.topology.zones for s in z.services}
+        routes = []
+        for route in from_topology(platform.topology).routes:
+            kept = [
+                c
+                for c in route.clusters
+                if zone_of[c] in first
+                or zone_of[c] not in {z.name for z in platform.topology.public_zones()}
+            ]
+            routes.append(route.model_copy(update={"clusters": kept}).model_dump(mode="json"))
+        return {"routes": routes}
+    raise ValueError(f"unknown protection {protection!r}; known: retries, ejection, failover")
+
+
+def restart_gateways(run_dir: str = DEFAULT_RUN_DIR, timeout_s: float = 60.0) -> None:
+    """Rolling restart: SIGTERM one gateway instance, wait for the supervisor to have it
+    running again, then the next; the other instance keeps the address meanwhile."""
+    for name in [p.name for p in Platform.load(run_dir).processes(kind="gateway")]:
+        old = Platform.load(run_dir).state.process(name).pid
+        _signal(old, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = Platform.load(run_dir).state.process(name)
+            if now.pid != old and now.status == "running":
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"{name} did not come back within {timeout_s:.0f}s")
+
+
+def _link_up(run_dir: str, zone: str) -> None:
+    link = Platform.load(run_dir).zone_link(zone)
+    ip("-n", link.near_ns or "", "link", "set", link.near_if, "up")
+    if not link_is_up(link.near_ns, link.near_if):
+        raise RuntimeError(f"link {link.near_if} of {zone} did not come back up")
+
+
+def _tree(pid: int) -> list[int]:
+    from chaos.local.platform import descendants
+
+    return descendants(pid)
+
+
+def _kill(pid: int) -> None:
+    _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def wait_until_sensitive_recovers(timeout_s: float = 60.0) -> float:
+    """After a heal: wait until SENSITIVE calls succeed again (3 s without a failure) and
+    report how long that took from the heal."""
+    drill = context.current()
+    healed = drill.now()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = drill.now()
+        recent = drill.load.window(now - 3.0, now + 1e-6, public=False)
+        if recent.total and recent.ok == recent.total and now - healed >= 3.0:
+            first_ok = min(
+                (
+                    c.t_s
+                    for c in list(drill.load.calls)
+                    if not c.public and c.code == "OK" and c.t_s >= healed
+                ),
+                default=now,
+            )
+            drill.recovery_s = round(first_ok - healed, 1)
+            drill.event(f"SENSITIVE calls succeed again {drill.recovery_s:.1f}s after the heal")
+            return drill.recovery_s
+        time.sleep(0.5)
+    raise RuntimeError(f"SENSITIVE calls did not recover within {timeout_s:.0f}s of the heal")
