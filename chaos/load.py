@@ -136,8 +136,16 @@ class SteadyLoad:
     async def _main(self) -> None:
         options, self.timeouts = client_settings()
         driver = Driver(self.gateway, self.tokens, options=options)
-        stubs = _Stubs(driver.channel)
+        # One channel (one connection) per caller, as separate services would have: with
+        # several gateway instances on one address they land on different instances.
+        own = [*options, ("grpc.use_local_subchannel_pool", 1)]  # not one shared connection
+        channels = {
+            c: grpc.aio.insecure_channel(self.gateway, options=own)
+            for c in ("ad-server", "storefront", "checkout")
+        }
+        stubs = {caller: _Stubs(channel) for caller, channel in channels.items()}
         self.shoppers = await driver.onboard(self.shopper_count, concurrency=4)
+        await driver.channel.close()
         if not self.shoppers:
             raise RuntimeError("no shopper could be onboarded through the gateway")
         self.started = time.monotonic()
@@ -153,11 +161,24 @@ class SteadyLoad:
                 owed -= 1.0
                 task = asyncio.create_task(self._round(stubs))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                task.add_done_callback(self._finished(tasks))
             await asyncio.sleep(0.02)
         if tasks:
             await asyncio.wait(tasks, timeout=10)
-        await driver.channel.close()
+        for channel in channels.values():
+            await channel.close()
+
+    def _finished(self, tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+        """A round that raised (a bug, not a failed call: those are recorded) stops the load
+        loudly rather than leaving a drill measuring nothing."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                self.error = task.exception()
+                self._stop.set()
+
+        return done
 
     # ---- one round ---------------------------------------------------------------------
     async def _call(
@@ -195,22 +216,23 @@ class SteadyLoad:
         latency = time.perf_counter() - started
         self.calls.append(Call(self.now(), method, public, code, latency, degraded, compliant))
 
-    async def _round(self, stubs: _Stubs) -> None:
+    async def _round(self, stubs: dict[str, _Stubs]) -> None:
         shopper = self.rng.choice(self.shoppers)
         request = self.rank_request(shopper)
-        await self._call("ad-server", "AdService/Rank", True, stubs.ads.Rank, request)
-        await self._track(stubs, shopper, request.request_id)
+        ads = stubs["ad-server"]
+        await self._call("ad-server", "AdService/Rank", True, ads.ads.Rank, request)
+        await self._track(ads, shopper, request.request_id)
         roll = self.rng.random()
         if roll < 0.25:
             await self._call(
                 "storefront",
                 "ProfileService/GetProfile",
                 False,
-                stubs.profiles.GetProfile,
+                stubs["storefront"].profiles.GetProfile,
                 profile_pb2.GetProfileRequest(unified_id=shopper.unified_id),
             )
         elif roll < 0.40:
-            await self._order(stubs, shopper)
+            await self._order(stubs["checkout"], shopper)
 
     def rank_request(self, shopper: Shopper) -> ads_pb2.RankRequest:
         adult = self.rng.random() < 0.6

@@ -188,6 +188,7 @@ def run_drill(
         journal = _run_experiment(experiment, spec, run_dir)
         rows = _judge(experiment, spec, journal, drill)
         time.sleep(2.0)
+        drill.event(f"failed calls by method and status: {_failures(drill)}")
     finally:
         sampler.stop()
         load.stop()
@@ -295,6 +296,8 @@ def _result(
         for r in (journal or {}).get("run", [])
         if r.get("status") not in ("succeeded", None)
     ]
+    if drill is not None and drill.load.error is not None:
+        failed.append(f"the steady load itself ({drill.load.error!r})")
     interrupted = (journal or {}).get("status") == "interrupted" and not control.STATE["aborted"]
     verdict = overall(
         rows,
@@ -327,6 +330,15 @@ def _result(
             "load_rps": drill.load.rps if drill else 0.0,
         }
     )
+
+
+def _failures(drill: context.Drill) -> str:
+    counts: dict[str, int] = {}
+    for call in list(drill.load.calls):
+        if call.code != "OK":
+            key = f"{call.method} {call.code}"
+            counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())) or "none"
 
 
 def _timeline(drill: context.Drill) -> list[dict[str, Any]]:

@@ -78,18 +78,45 @@ def kill_replicas(
     return victims
 
 
-def kill_gateway_instance(instance: int = 1, run_dir: str = DEFAULT_RUN_DIR) -> int:
-    """SIGKILL gateway instance `instance` (1-based); the others keep the shared address and
-    the supervisor starts it again. Returns the PID killed."""
+def kill_gateway_instance(instance: int = 0, run_dir: str = DEFAULT_RUN_DIR) -> int:
+    """SIGKILL gateway instance `instance` (1-based; 0 = the one holding the most client
+    connections right now, so the drill's callers feel it); the others keep the shared
+    address and the supervisor starts it again. Returns the PID killed."""
     drill = context.current()
-    gateways = Platform.load(run_dir).processes(kind="gateway")
+    platform = Platform.load(run_dir)
+    gateways = platform.processes(kind="gateway")
     if len(gateways) < 2:
         raise RuntimeError("only one gateway instance: killing it would close the door")
-    victim = gateways[instance - 1]
+    if instance:
+        victim = gateways[instance - 1]
+    else:
+        held = connections_by_pid(platform)
+        victim = max(gateways, key=lambda g: held.get(g.pid, 0))
+        drill.event(f"client connections per gateway pid: {held}")
     drill.fault_begins(f"SIGKILL {victim.name} (pid {victim.pid})")
     drill.restarts_expected[victim.name] = victim.restarts
     _kill(victim.pid)
     return victim.pid
+
+
+def connections_by_pid(platform: Platform) -> dict[int, int]:
+    """Established connections to the gateway's port, by the PID of the instance holding
+    them (`ss` inside the gateway's namespace)."""
+    import re
+    import subprocess
+
+    port = platform.state.gateway.rsplit(":", 1)[1]
+    prefix = [] if platform.net is None else ["ip", "netns", "exec", platform.net.gateway_ns]
+    out = subprocess.run(  # noqa: S603 (fixed tool, our own namespace and port)
+        [*prefix, "ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    counts: dict[int, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[int(pid)] = counts.get(int(pid), 0) + 1
+    return counts
 
 
 def take_zone_out(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> str:

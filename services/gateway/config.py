@@ -238,6 +238,16 @@ class Outcome(enum.StrEnum):
     NEUTRAL = "neutral"  # the caller's fault or a deadline: says nothing about the endpoint
 
 
+def _per_try_timeout_s(is_rank: bool, clusters: int) -> float:
+    """Rank answers in tens of ms and callers give it 0.3 s. A service with a cluster to fail
+    over to must give up on an unresponsive one (a zone cut off drops packets: calls hang
+    rather than fail) early enough to try the next within the caller's timeout (2 s for
+    Track in protos/client_service_config.json); a single cluster gets the whole 2 s."""
+    if is_rank:
+        return 0.25
+    return 0.5 if clusters > 1 else 2.0
+
+
 def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
     """Clusters from every service in the topology; one route per proto service, in zone order
     (private zone first, then public zones by priority). `overrides` replace fields."""
@@ -266,7 +276,7 @@ def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
                 name=proto_service.split(".")[-1],
                 match=RouteMatch(service=proto_service),
                 clusters=[name for _, name in sorted(members)],
-                per_try_timeout_s=0.25 if is_rank else 2.0,
+                per_try_timeout_s=_per_try_timeout_s(is_rank, len(members)),
                 fallback="ads_bid_only" if is_rank else "none",
             )
         )
