@@ -267,7 +267,7 @@ def _during(
     measured = [v for v in values if v != probes.NOT_MEASURED]
     if not measured:
         return None
-    if func in {"success_ratio", "degraded_share"} or isinstance(measured[0], bool):
+    if func == "success_ratio" or isinstance(measured[0], bool):
         return min(measured)
     return max(measured)
 

@@ -278,6 +278,7 @@ class Gateway:
         `context` as they arrive; initial metadata goes out just before the first response,
         so a call that fails before answering can still be retried elsewhere."""
         reply = Reply(grpc.StatusCode.OK)
+        started = time.monotonic()
         self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
         span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
@@ -308,6 +309,12 @@ class Gateway:
             reply.code, reply.details = exc.code(), exc.details() or ""
             reply.initial = _clean(exc.initial_metadata())
             reply.trailing = _clean(exc.trailing_metadata())
+            if _per_try_timeout(reply.code, started, timeout_s, context):
+                # Our own per-try timeout, not the caller's deadline: the upstream did not
+                # answer in time, which is a gateway timeout -- UNAVAILABLE in gRPC's mapping
+                # of HTTP 504 -- so the caller may retry, and fails fast and closed.
+                reply.code = grpc.StatusCode.UNAVAILABLE
+                reply.details = f"{cluster.config.name}: no answer within the per-try timeout"
         except CircuitOpen as exc:
             reply.code, reply.details = grpc.StatusCode.UNAVAILABLE, str(exc)
         except asyncio.CancelledError:
@@ -358,6 +365,7 @@ class Gateway:
         caller: str,
     ) -> Reply:
         reply = Reply(grpc.StatusCode.OK)
+        started = time.monotonic()
         self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
         span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
@@ -441,6 +449,21 @@ def _attempt_timeout(deadline: float | None, route: RouteConfig) -> float:
 def _deadline_timeout(context: grpc.aio.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None else max(remaining, 0.0)
+
+
+def _per_try_timeout(
+    code: grpc.StatusCode,
+    started: float,
+    timeout_s: float | None,
+    context: grpc.aio.ServicerContext,
+) -> bool:
+    """DEADLINE_EXCEEDED because the attempt's own timeout ran out while the caller still
+    has time left (rather than the caller's deadline, or the upstream's own answer)."""
+    if code is not grpc.StatusCode.DEADLINE_EXCEEDED or timeout_s is None:
+        return False
+    remaining = context.time_remaining()
+    elapsed = time.monotonic() - started
+    return elapsed >= timeout_s * 0.95 and (remaining is None or remaining > 0.001)
 
 
 def _retriable(reply: Reply, context: grpc.aio.ServicerContext) -> bool:

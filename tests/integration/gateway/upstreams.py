@@ -117,11 +117,14 @@ class Ads(ads_pb2_grpc.AdServiceServicer):
     def __init__(self, name: str) -> None:
         self.name = name
         self.calls = 0
+        self.delay_s = 0.0  # set by a test: an upstream that answers too late
 
     async def Rank(
         self, request: ads_pb2.RankRequest, context: grpc.aio.ServicerContext
     ) -> ads_pb2.RankResponse:
         self.calls += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         ranked = sorted(request.candidates, key=lambda c: -c.cpc_bid_micros)
         return ads_pb2.RankResponse(
             request_id=request.request_id,
