@@ -365,7 +365,6 @@ class Gateway:
         caller: str,
     ) -> Reply:
         reply = Reply(grpc.StatusCode.OK)
-        started = time.monotonic()
         self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
         span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
