@@ -21,6 +21,12 @@ def main(argv: list[str]) -> int:
     run.add_argument("name", nargs="?", help="drill name (see `isthmus chaos list`)")
     run.add_argument("--all", action="store_true", help="every drill, one after the other")
     run.add_argument("--load", type=float, help="load rounds per second (drill's default)")
+    run.add_argument(
+        "--without",
+        action="append",
+        choices=["retries", "ejection", "failover"],
+        help="switch a gateway protection off for the drill (to see it fail); repeatable",
+    )
     report = sub.add_parser("report", help="summary table of the drills run so far")
     for p in (run, report):
         p.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
@@ -39,10 +45,11 @@ def main(argv: list[str]) -> int:
         progress = _Progress()
         progress.start()
         try:
-            result = run_drill(name, args.run_dir, args.report_dir, args.load)
+            result = run_drill(name, args.run_dir, args.report_dir, args.load, args.without)
         finally:
             progress.stop()
-        print(f"{name}: {result.verdict.upper()}  (report {args.report_dir / name}.md)")
+        report = args.report_dir / f"{result.drill}.md"
+        print(f"{result.drill}: {result.verdict.upper()}  (report {report})")
         verdicts.append(result.verdict)
     if len(names) > 1:
         _report(args.report_dir)

@@ -66,16 +66,20 @@ class Window:
         return None if self.total == 0 else self.ok / self.total
 
 
-def client_settings() -> tuple[list[tuple[str, Any]], dict[str, float]]:
-    """Channel options with the shipped client service config (retries on) and the per-call
-    timeouts it sets (see python_client_settings: grpcio mishandles config timeouts)."""
+def client_settings(retries: bool = True) -> tuple[list[tuple[str, Any]], dict[str, float]]:
+    """Channel options with the shipped client service config (retries on, unless a drill
+    switches them off) and the per-call timeouts it sets (see python_client_settings:
+    grpcio mishandles config timeouts)."""
     from services.contract.client_config import load_client_service_config, python_client_settings
     from services.contract.descriptors import load_descriptor_set, method_table
 
     config, timeouts = python_client_settings(
         load_client_service_config(SERVICE_CONFIG), method_table(load_descriptor_set())
     )
-    options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", 1)]
+    if not retries:
+        for method_config in config.get("methodConfig", []):
+            method_config.pop("retryPolicy", None)
+    options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", int(retries))]
     return options, {path.split(".")[-1]: t for path, t in timeouts.items()}
 
 
@@ -91,7 +95,9 @@ class SteadyLoad:
         shoppers: int = 16,
         compliance: Callable[[ads_pb2.RankRequest, ads_pb2.RankResponse], bool] | None = None,
         seed: int = 11,
+        client_retries: bool = True,
     ) -> None:
+        self.client_retries = client_retries
         self.gateway = gateway
         self.tokens = tokens
         self.rps = rps
@@ -134,7 +140,7 @@ class SteadyLoad:
             self._ready.set()
 
     async def _main(self) -> None:
-        options, self.timeouts = client_settings()
+        options, self.timeouts = client_settings(self.client_retries)
         driver = Driver(self.gateway, self.tokens, options=options)
         # One channel (one connection) per caller, as separate services would have: with
         # several gateway instances on one address they land on different instances.

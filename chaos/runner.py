@@ -151,18 +151,42 @@ class Inventory:
         return out
 
 
+def without(experiment: dict[str, Any], protections: list[str]) -> dict[str, Any]:
+    """The experiment with `protections` switched off first (chaos.local.actions
+    .switch_off_protection; the rollback switches them on again). Pure."""
+    edited = copy.deepcopy(experiment)
+    switches = [
+        {
+            "type": "action",
+            "name": f"switch off the gateway's {protection}",
+            "provider": {
+                "type": "python",
+                "module": "chaos.local.actions",
+                "func": "switch_off_protection",
+                "arguments": {"protection": protection, "run_dir": "${run_dir}"},
+            },
+        }
+        for protection in protections
+    ]
+    edited["method"] = switches + edited["method"]
+    return edited
+
+
 def run_drill(
     name: str,
     run_dir: Path,
     report_dir: Path,
     load_rps: float | None = None,
-    experiment_edit: Any = None,
+    protections_off: list[str] | None = None,
 ) -> DrillResult:
-    """Run drill `name` against the platform in `run_dir`; `experiment_edit(experiment)` may
-    change the experiment first (tests switch a protection off this way)."""
+    """Run drill `name` against the platform in `run_dir`, optionally with some of the
+    gateway's protections switched off (to show the drill can fail; the result is then
+    named `<drill>-without-<protection>`)."""
     experiment, spec = load_drill(drill_file(name))
-    if experiment_edit is not None:
-        experiment = experiment_edit(copy.deepcopy(experiment))
+    if protections_off:
+        experiment = without(experiment, protections_off)
+        suffix = "-without-" + "-".join(protections_off)
+        spec = spec.model_copy(update={"drill": spec.drill + suffix})
     platform = Platform.load(run_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     started_unix = time.time()
@@ -177,6 +201,8 @@ def run_drill(
         _tokens(platform.run_dir),
         rps=load_rps or spec.load_rps,
         compliance=_compliance(),
+        # "retries" off means nobody retries: neither the gateway nor the callers.
+        client_retries="retries" not in (protections_off or []),
     )
     load.start()
     drill = context.Drill(spec.drill, platform, load)

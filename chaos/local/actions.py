@@ -226,7 +226,8 @@ def restore_platform(timeout_s: float = 180.0, run_dir: str = DEFAULT_RUN_DIR) -
 
 # ---- protections, switched off to show a drill can fail --------------------------------
 PROTECTIONS: dict[str, dict[str, Any]] = {
-    # No retries or failover attempts at all: the budget allows none.
+    # No retries or failover attempts at all: the budget allows none (the drill's callers
+    # stop retrying too: see runner.run_drill).
     "retries": {"retry_budget": {"budget_percent": 0.0, "min_retry_concurrency": 0}},
     # Envoy's default: at most 10% of a cluster ejected at once.
     "ejection": {"outlier": {"max_ejection_percent": 10}},
