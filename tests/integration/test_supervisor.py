@@ -1,0 +1,90 @@
+"""The supervisor with real processes: a process that keeps dying is restarted with back-off
+and its restarts and exit code are recorded in state.json; a steady one is left alone; a
+process that never says it is ready fails the start; stopping ends every process."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from services.local.plan import LocalPlan, ProcessSpec
+from services.local.supervisor import (
+    RunState,
+    StartError,
+    Supervisor,
+    is_running,
+    run_processes,
+    state_path,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def python(code: str) -> tuple[str, ...]:
+    return (sys.executable, "-c", code)
+
+
+READY = "print('listening on 127.0.0.1:1', flush=True); import time; "
+
+
+def wait_for(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout_s}s")
+
+
+def test_a_dying_process_is_restarted_with_back_off_and_counted(tmp_path: Path) -> None:
+    plan = LocalPlan(
+        tmp_path,
+        (
+            ProcessSpec("steady", "z", python(READY + "time.sleep(120)")),
+            ProcessSpec("flaky", "z", python(READY + "time.sleep(0.3); raise SystemExit(3)")),
+        ),
+        {},
+        "127.0.0.1:1",
+        None,
+    )
+    run_id = uuid.uuid4().hex
+    supervisor = Supervisor(plan, run_id, say=lambda _line: None)
+    supervisor.start_all()
+    watcher = threading.Thread(target=supervisor.watch)
+    watcher.start()
+    try:
+        path = state_path(tmp_path)
+        wait_for(lambda: RunState.load(path).process("flaky").restarts >= 2)
+        state = RunState.load(path)
+        assert state.phase == "ready"
+        assert state.process("flaky").last_exit == 3
+        assert state.process("steady").restarts == 0
+        steady_pid = state.process("steady").pid
+        assert is_running(steady_pid)
+    finally:
+        supervisor.stop()
+        watcher.join(timeout=10)
+        supervisor.shutdown()
+    assert RunState.load(state_path(tmp_path)).phase == "stopped"
+    assert not is_running(steady_pid)
+    assert run_processes(run_id) == []
+
+
+def test_a_process_that_never_gets_ready_fails_the_start(tmp_path: Path) -> None:
+    plan = LocalPlan(
+        tmp_path,
+        (ProcessSpec("mute", "z", python("import time; time.sleep(60)"), ready_timeout_s=1.0),),
+        {},
+        "127.0.0.1:1",
+        None,
+    )
+    supervisor = Supervisor(plan, uuid.uuid4().hex, say=lambda _line: None)
+    with pytest.raises(StartError, match="mute did not start"):
+        supervisor.start_all()
+    supervisor.shutdown()
+    assert run_processes(supervisor.state.run_id) == []

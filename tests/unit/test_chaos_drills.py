@@ -1,0 +1,131 @@
+"""Drill files and the runner's pure decisions: every experiment validates with Chaos
+Toolkit and our extension schema and names functions that exist with arguments they take;
+the topology's allowance refuses what it does not name; switching a protection off only
+prepends an action; fault arithmetic and the load's windows."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.load import Call, SteadyLoad
+from chaos.local import actions, probes
+from chaos.local.platform import Platform, count_for
+from chaos.runner import DRILLS, Inventory, load_drill, refusal, without
+from services.local.netns import plan as net_plan
+from services.local.supervisor import RunState
+from services.topology import load_topology
+
+pytestmark = pytest.mark.unit
+DRILL_FILES = sorted(DRILLS.glob("*.yaml"))
+MODULES = {"chaos.local.probes": probes, "chaos.local.actions": actions}
+
+
+def test_there_are_drills() -> None:
+    assert {p.stem for p in DRILL_FILES} >= {
+        "public-nodes-30", "replicas-30", "zone-out", "private-partition",
+        "gateway-instance-killed",
+    }
+
+
+@pytest.mark.parametrize("path", DRILL_FILES, ids=lambda p: p.stem)
+def test_drill_file_is_valid_and_names_real_functions(path: Path) -> None:
+    experiment, spec = load_drill(path)
+    assert spec.drill == path.stem
+    activities = (
+        experiment["steady-state-hypothesis"]["probes"]
+        + experiment["method"]
+        + experiment.get("rollbacks", [])
+    )
+    assert experiment.get("rollbacks"), "a drill without a rollback cannot restore anything"
+    for activity in activities:
+        provider = activity["provider"]
+        func = getattr(MODULES[provider["module"]], provider["func"])
+        inspect.signature(func).bind(**provider.get("arguments", {}))
+    for probe in experiment["steady-state-hypothesis"]["probes"]:
+        assert "tolerance" in probe, probe["name"]
+    for fault in spec.fault_probes:
+        inspect.signature(getattr(probes, fault.func)).bind(**fault.arguments)
+    hypothesis = {p["name"] for p in experiment["steady-state-hypothesis"]["probes"]}
+    assert set(spec.not_during) <= hypothesis
+
+
+def platform(chaos: dict[str, Any] | None, isolated: bool = True) -> Platform:
+    topology = load_topology()
+    topology = topology.model_copy(
+        update={"chaos": None if chaos is None else topology.chaos.model_copy(update=chaos)}
+    )
+    net = net_plan([z.name for z in topology.zones]) if isolated else None
+    state = RunState("r", "/run", "10.77.0.2:50051", [], [], isolated)
+    return Platform(Path("/run"), state, topology, net)
+
+
+def spec_of(name: str) -> Any:
+    return load_drill(DRILLS / f"{name}.yaml")[1]
+
+
+def test_a_topology_without_a_chaos_section_refuses_every_drill() -> None:
+    assert "no `chaos:` section" in refusal(spec_of("replicas-30"), platform(None))
+
+
+def test_a_drill_touching_a_target_not_allowed_is_refused() -> None:
+    allowed = platform({"targets": ["replicas"]})
+    assert refusal(spec_of("replicas-30"), allowed) == ""
+    assert "public-nodes" in refusal(spec_of("public-nodes-30"), allowed)
+
+
+def test_a_drill_touching_a_zone_not_allowed_is_refused() -> None:
+    only_b = platform({"zones": ["public-b"]})
+    assert "public-a" in refusal(spec_of("replicas-30"), only_b)
+
+
+def test_a_link_drill_needs_namespaces() -> None:
+    assert "namespaces" in refusal(spec_of("private-partition"), platform({}, isolated=False))
+    assert refusal(spec_of("private-partition"), platform({})) == ""
+
+
+def test_switching_a_protection_off_prepends_one_action_and_keeps_the_original() -> None:
+    experiment, _ = load_drill(DRILLS / "replicas-30.yaml")
+    edited = without(experiment, ["retries"])
+    assert edited["method"][1:] == experiment["method"]
+    first = edited["method"][0]["provider"]
+    assert (first["func"], first["arguments"]["protection"]) == ("switch_off_protection",
+                                                                 "retries")
+    assert len(experiment["method"]) == len(edited["method"]) - 1
+
+
+@pytest.mark.parametrize(
+    ("percent", "total", "expected"),
+    [(30, 3, 1), (30, 4, 2), (30, 10, 3), (30, 11, 4), (100, 3, 3), (30, 0, 0), (1, 5, 1)],
+)
+def test_a_percentage_fault_rounds_up(percent: float, total: int, expected: int) -> None:
+    assert count_for(percent, total) == expected
+
+
+def test_inventory_differences_name_processes_and_links() -> None:
+    before = Inventory({"gateway-1": "running", "ads-a": "running"}, {"zone2": True})
+    assert before.differences(replace(before)) == []
+    after = Inventory({"gateway-1": "backoff", "ads-a": "running"}, {"zone2": False})
+    found = before.differences(after)
+    assert any("gateway-1" in d for d in found) and any("zone2" in d for d in found)
+
+
+def test_load_windows_split_by_class_and_method() -> None:
+    load = SteadyLoad("127.0.0.1:1", {})
+    load.calls = [
+        Call(1.0, "AdService/Rank", True, "OK", 0.01),
+        Call(1.5, "AdService/Rank", True, "OK", 0.02, degraded=True, compliant=False),
+        Call(2.0, "EventService/Track", True, "UNAVAILABLE", 0.5),
+        Call(2.5, "OrderService/PlaceOrder", False, "OK", 0.03),
+        Call(9.0, "AdService/Rank", True, "OK", 0.01),
+    ]
+    public = load.window(0, 5, public=True)
+    assert (public.total, public.ok, public.degraded, public.noncompliant) == (3, 2, 1, 1)
+    assert public.codes == {"OK": 2, "UNAVAILABLE": 1}
+    assert load.window(0, 5, method="AdService/Rank").success_ratio == 1.0
+    assert load.window(0, 5, public=False).total == 1
+    assert load.window(3, 5).success_ratio is None  # nothing measured is not a pass
