@@ -28,7 +28,7 @@ from chaos.local.platform import (
     raylet_pid,
     replica_pids,
 )
-from chaos.local.probes import replicas_settled, zone_status
+from chaos.local.probes import replicas_settled, running_replicas, zone_status
 from services.local.supervisor import is_running
 
 
@@ -338,3 +338,22 @@ def wait_until_sensitive_recovers(timeout_s: float = 60.0) -> float:
             return drill.recovery_s
         time.sleep(0.5)
     raise RuntimeError(f"SENSITIVE calls did not recover within {timeout_s:.0f}s of the heal")
+
+
+def wait_for_replicas(
+    zone: str = "public-a",
+    at_least: int = 2,
+    timeout_s: float = 120.0,
+    run_dir: str = DEFAULT_RUN_DIR,
+) -> int:
+    """Before a fault: wait until the load has scaled `zone` to `at_least` running replicas
+    (a 30% loss of one replica would be a zone loss, another drill). Returns the count."""
+    drill = context.current()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = running_replicas(zone, run_dir)
+        if running >= at_least and replicas_settled(zone, run_dir):
+            drill.event(f"{zone} at {running} replicas under the drill's load")
+            return running
+        time.sleep(0.5)
+    raise RuntimeError(f"{zone} did not reach {at_least} replicas within {timeout_s:.0f}s")

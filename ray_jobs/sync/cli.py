@@ -30,7 +30,7 @@ from services.private.config import PrivateZoneConfig
 from services.topology.load import load_topology
 from services.topology.model import DataSpec
 
-COMMANDS = ("events", "features", "training-set", "erase", "rollback-features")
+COMMANDS = ("events", "features", "training-set", "erase", "rollback-features", "prune-landing")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +69,11 @@ def _run(args: argparse.Namespace) -> int:
         from ray_jobs.sync import publish
 
         return _report({"current": publish.rollback(locs.features.path)})
+    if args.job == "prune-landing":
+        from ray_jobs.sync.prune import prune_landing
+
+        checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path]
+        return _report({"pruned_files": prune_landing(locs.landing.path, checkpoints)})
     if args.job == "erase":
         from ray_jobs.sync import erasure
         from ray_jobs.sync.private_source import read_private

@@ -130,6 +130,18 @@ def run_sync(state: RunState, run_dir: Path, job: str) -> dict[str, Any]:
     return result
 
 
+def prune_synced_landing(run_dir: Path) -> int:
+    """Landing files both sync queries have committed are gone from the public zone after
+    the scan, so repeated runs do not grow what every later run scans."""
+    from ray_jobs.sync.config import Locations
+    from ray_jobs.sync.prune import prune_landing
+    from services.topology import load_topology
+
+    locs = Locations.from_spec(load_topology(run_dir / "topology.yaml").data)
+    checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path]
+    return prune_landing(locs.landing.path, checkpoints)
+
+
 def demo(run_dir: Path, settings: DemoSettings, report_dir: Path) -> dict[str, Any]:
     run_dir = run_dir.resolve()
     path = state_path(run_dir)
@@ -145,6 +157,8 @@ def demo(run_dir: Path, settings: DemoSettings, report_dir: Path) -> dict[str, A
     exported = run_sync(state, run_dir, "features")
     print(f"  {exported}")
     leaks = leak_scan(run_dir, shoppers)
+    pruned = prune_synced_landing(run_dir)
+    print(f"pruned {pruned} landing files the sync has committed (the scan read them first)")
     summary = write_report(
         report_dir, run_dir, settings, log, timeline.rows, synced, exported, leaks
     )

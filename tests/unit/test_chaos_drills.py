@@ -27,7 +27,10 @@ MODULES = {"chaos.local.probes": probes, "chaos.local.actions": actions}
 
 def test_there_are_drills() -> None:
     assert {p.stem for p in DRILL_FILES} >= {
-        "public-nodes-30", "replicas-30", "zone-out", "private-partition",
+        "public-nodes-30",
+        "replicas-30",
+        "zone-out",
+        "private-partition",
         "gateway-instance-killed",
     }
 
@@ -93,8 +96,7 @@ def test_switching_a_protection_off_prepends_one_action_and_keeps_the_original()
     edited = without(experiment, ["retries"])
     assert edited["method"][1:] == experiment["method"]
     first = edited["method"][0]["provider"]
-    assert (first["func"], first["arguments"]["protection"]) == ("switch_off_protection",
-                                                                 "retries")
+    assert (first["func"], first["arguments"]["protection"]) == ("switch_off_protection", "retries")
     assert len(experiment["method"]) == len(edited["method"]) - 1
 
 
@@ -111,7 +113,8 @@ def test_inventory_differences_name_processes_and_links() -> None:
     assert before.differences(replace(before)) == []
     after = Inventory({"gateway-1": "backoff", "ads-a": "running"}, {"zone2": False})
     found = before.differences(after)
-    assert any("gateway-1" in d for d in found) and any("zone2" in d for d in found)
+    assert any("gateway-1" in d for d in found)
+    assert any("zone2" in d for d in found)
 
 
 def test_load_windows_split_by_class_and_method() -> None:

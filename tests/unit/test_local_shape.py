@@ -23,8 +23,11 @@ def production_plan(isolated: bool = False):  # type: ignore[no-untyped-def]
     topology = load_topology()
     net = net_plan([z.name for z in topology.zones]) if isolated else None
     return build(
-        topology, RUN, net, metrics_ports=(9101, 9102), ray_ports={"public-a": 6390,
-                                                                  "public-b": 6391}
+        topology,
+        RUN,
+        net,
+        metrics_ports=(9101, 9102),
+        ray_ports={"public-a": 6390, "public-b": 6391},
     )
 
 
@@ -34,7 +37,8 @@ def test_production_shape_starts_ray_nodes_before_the_ads_process_of_their_zone(
         head = names.index(f"{zone}-ray-head")
         nodes = [names.index(f"{zone}-ray-worker-{i}") for i in range(1, workers + 1)]
         ads = names.index(f"ads-{zone[-1]}")
-        assert head < min(nodes) and max(nodes) < ads
+        assert head < min(nodes)
+        assert max(nodes) < ads
     assert names[-2:] == ["gateway-1", "gateway-2"]
 
 
@@ -44,17 +48,24 @@ def test_ads_joins_its_zones_head_and_the_head_keeps_no_replica_cpus() -> None:
     ads = by_name["ads-a"].argv
     assert ads[ads.index("--ray-address") + 1] == "10.77.2.2:6390"
     head = by_name["public-a-ray-head"].argv
-    assert "--num-cpus=0" in head and "--head" in head and "--block" in head
+    assert "--num-cpus=0" in head
+    assert "--head" in head
+    assert "--block" in head
     worker = by_name["public-a-ray-worker-1"].argv
-    assert "--address=10.77.2.2:6390" in worker and "--num-cpus=1" in worker
+    assert "--address=10.77.2.2:6390" in worker
+    assert "--num-cpus=1" in worker
     env = dict(by_name["public-a-ray-worker-1"].env)
-    assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1" and env["RAY_AUTH_MODE"] == "disabled"
+    assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert env["RAY_AUTH_MODE"] == "disabled"
 
 
 def test_gateway_instances_share_the_address_with_their_own_metrics_ports() -> None:
     plan = production_plan()
-    files = {p.name: Path(p.argv[p.argv.index("--config") + 1])
-             for p in plan.processes if p.kind == "gateway"}
+    files = {
+        p.name: Path(p.argv[p.argv.index("--config") + 1])
+        for p in plan.processes
+        if p.kind == "gateway"
+    }
     docs = [yaml.safe_load(plan.files[path]) for path in files.values()]
     assert [d["server"]["reuse_port"] for d in docs] == [True, True]
     listens = {(d["server"]["listen"]["host"], d["server"]["listen"]["port"]) for d in docs}
@@ -67,7 +78,8 @@ def test_minimal_shape_has_no_ray_nodes_and_one_exclusive_gateway() -> None:
     topology = load_topology(embedded="local-minimal.yaml")
     plan = build(topology, RUN, None, metrics_ports=(9101,))
     kinds = [p.kind for p in plan.processes]
-    assert "ray-head" not in kinds and kinds.count("gateway") == 1
+    assert "ray-head" not in kinds
+    assert kinds.count("gateway") == 1
     gateway = next(p for p in plan.processes if p.kind == "gateway")
     doc = yaml.safe_load(plan.files[Path(gateway.argv[gateway.argv.index("--config") + 1])])
     assert doc["server"]["reuse_port"] is False
@@ -85,15 +97,25 @@ def test_restart_back_off_doubles_to_a_cap() -> None:
 
 
 def test_status_rows_show_restarts_and_health() -> None:
-    state = RunState("r" * 32, "/run", "10.77.0.2:50051", [
-        Started("gateway-1", None, 10, "log", "a", "gateway", "running", 2, -9, 100.0),
-        Started("public-a-ray-worker-2", "public-a", 11, "log", "", "ray-worker", "backoff", 1),
-    ], [], False)
+    state = RunState(
+        "r" * 32,
+        "/run",
+        "10.77.0.2:50051",
+        [
+            Started("gateway-1", None, 10, "log", "a", "gateway", "running", 2, -9, 100.0),
+            Started("public-a-ray-worker-2", "public-a", 11, "log", "", "ray-worker", "backoff", 1),
+        ],
+        [],
+        False,
+    )
     table = rows(state, {"gateway-1": "serving"}, now=160.0)
     assert [(r.restarts, r.health) for r in table] == [(2, "serving"), (1, "down")]
-    assert table[0].uptime_s == 60.0 and table[1].uptime_s == 0.0
+    assert table[0].uptime_s == 60.0
+    assert table[1].uptime_s == 0.0
     text = render(state, table)
-    assert "gateway-1" in text and "backoff" in text and "1m00s" in text
+    assert "gateway-1" in text
+    assert "backoff" in text
+    assert "1m00s" in text
 
 
 def test_chaos_allowance_must_name_known_zones() -> None:

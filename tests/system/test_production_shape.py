@@ -1,0 +1,237 @@
+"""The local cloud in production's shape, drilled: `isthmus up` with the embedded topology's
+shape (two gateway instances, public-a on a head and three Ray worker nodes, public-b warm),
+`isthmus status`, every chaos drill that runs here passing against it, two drills failing
+with their protection switched off, a drill interrupted with SIGINT mid-fault still rolling
+back, and `isthmus down` leaving no process, namespace or link behind.
+
+One platform for the module (bringing it up takes ~2 minutes on two cores); the drills run
+through the `isthmus chaos` CLI as an SRE would run them, and each asserts on the result
+file the run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.local import netns
+from services.local.supervisor import RunState, run_processes
+from tests.system.test_platform import free_ports
+
+pytestmark = pytest.mark.system
+ROOT = Path(__file__).resolve().parents[2]
+ISOLATE = netns.can_isolate()
+
+
+def isthmus(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def production_topology(tmp: Path) -> dict[str, Any]:
+    """The embedded default topology with free ports and the data under `tmp`."""
+    doc = yaml.safe_load((ROOT / "services" / "topology" / "local.yaml").read_text())
+    ports = iter(free_ports(8))
+    doc["gateway"]["listen"]["port"] = next(ports)
+    for zone in doc["zones"]:
+        for service in zone["services"]:
+            for endpoint in service["endpoints"]:
+                endpoint["port"] = next(ports)
+    data = tmp / "data"
+    doc["data"] = {
+        "landing_uri": str(data / "public" / "landing"),
+        "warehouse_uri": str(data / "private" / "warehouse"),
+        "quarantine_uri": str(data / "private" / "quarantine"),
+        "checkpoint_uri": str(data / "private" / "checkpoints"),
+        "features_uri": str(data / "public" / "features"),
+        "k_anonymity": 5,
+    }
+    return doc
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    tmp = tmp_path_factory.mktemp("shape")
+    topology = tmp / "topology.yaml"
+    topology.write_text(yaml.safe_dump(production_topology(tmp)))
+    run_dir = tmp / "run"
+    isolation = "--isolate" if ISOLATE else "--no-isolate"
+    started = isthmus("up", isolation, "--topology", str(topology), "--run-dir", str(run_dir))
+    state = RunState.load(run_dir / "state.json") if (run_dir / "state.json").exists() else None
+    try:
+        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        assert state is not None
+        yield run_dir
+    finally:
+        stopped = isthmus("down", "--run-dir", str(run_dir))
+        assert stopped.returncode == 0, stopped.stderr
+        if state is not None:
+            assert run_processes(state.run_id) == []
+            if state.isolated:
+                listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+                assert not any(ns in listed.stdout for ns in state.namespaces)
+
+
+def drill(run_dir: Path, name: str, *extra: str) -> dict[str, Any]:
+    reports = run_dir.parent / "reports"
+    done = isthmus(
+        "chaos", "run", name, "--run-dir", str(run_dir), "--report-dir", str(reports), *extra
+    )
+    label = name + "".join(f"-without-{p}" for p in extra[1::2])
+    result_file = reports / f"{label}.json"
+    assert result_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    result["_report"] = (reports / f"{label}.md").read_text()
+    result["_returncode"] = done.returncode
+    return result
+
+
+def test_up_prints_and_runs_the_production_shape(platform: Path) -> None:
+    state = RunState.load(platform / "state.json")
+    kinds = [(p.zone, p.kind) for p in state.processes]
+    assert kinds.count((None, "gateway")) == 2
+    assert kinds.count(("public-a", "ray-worker")) == 3
+    assert kinds.count(("public-b", "ray-worker")) == 1
+    assert ("public-b", "service") in kinds
+    status = isthmus("status", "--run-dir", str(platform))
+    assert status.returncode == 0, status.stdout + status.stderr
+    for process in state.processes:
+        assert process.name in status.stdout
+    assert "RESTARTS" in status.stdout
+
+
+DRILLS = ["replicas-30", "public-nodes-30", "gateway-instance-killed", "zone-out"]
+
+
+@pytest.mark.parametrize("name", DRILLS)
+def test_drill_passes(platform: Path, name: str) -> None:
+    result = drill(platform, name)
+    assert result["verdict"] == "passed", result["_report"]
+    assert result["_returncode"] == 0
+    assert result["restored"]["ok"], result["_report"]
+    assert result["fault_windows"], result["_report"]  # the fault really happened
+
+
+def test_gateway_instance_kill_is_counted_by_the_supervisor(platform: Path) -> None:
+    """After gateway-instance-killed, `isthmus status` shows a restart of a gateway."""
+    state = RunState.load(platform / "state.json")
+    assert sum(p.restarts for p in state.processes if p.kind == "gateway") >= 1
+    status = isthmus("status", "--run-dir", str(platform))
+    assert status.returncode == 0, status.stdout
+
+
+@pytest.mark.skipif(not ISOLATE, reason="needs root and `ip` for the zone namespaces")
+def test_private_partition_fails_fast_and_closed(platform: Path) -> None:
+    result = drill(platform, "private-partition")
+    assert result["verdict"] == "passed", result["_report"]
+    assert result["recovery_s"] is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "protection", "deviation"),
+    [
+        ("replicas-30", "retries", "degraded share of Rank answers"),
+        ("zone-out", "failover", "public success ratio, public-a out"),
+    ],
+)
+def test_drill_fails_without_its_protection(
+    platform: Path, name: str, protection: str, deviation: str
+) -> None:
+    result = drill(platform, name, "--without", protection)
+    assert result["verdict"] == "deviated", result["_report"]
+    assert result["_returncode"] == 1
+    failing = [p["name"] for p in result["probes"] if not p["ok"]]
+    assert deviation in failing, result["_report"]
+    assert result["restored"]["ok"], result["_report"]  # the protection is back on
+
+
+def test_sigint_mid_fault_still_rolls_back(platform: Path) -> None:
+    reports = platform.parent / "reports-sigint"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "chaos",
+            "run",
+            "zone-out",
+            "--run-dir",
+            str(platform),
+            "--report-dir",
+            str(reports),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: zone_is_out(platform, "public-a"), timeout_s=90)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = json.loads((reports / "zone-out.json").read_text())
+    assert result["verdict"] == "interrupted", output[-3000:]
+    assert [r["status"] for r in result["rollbacks"]] == ["succeeded"], output[-3000:]
+    assert result["restored"]["ok"], output[-3000:]
+    assert not zone_is_out(platform, "public-a")
+    assert not zone_is_out(platform, "public-b")
+
+
+def zone_is_out(run_dir: Path, zone: str) -> bool:
+    """Its link down (namespaces) or its processes stopped (loopback)."""
+    from chaos.local.platform import Platform, link_is_up
+
+    platform = Platform.load(run_dir)
+    if platform.net is not None:
+        link = platform.zone_link(zone)
+        return not link_is_up(link.near_ns, link.near_if)
+    for process in platform.processes(zone=zone):
+        stat = Path(f"/proc/{process.pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "T":
+            return True
+    return False
+
+
+def wait_for(condition: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"condition not met within {timeout_s}s")
+
+
+def test_no_drill_runs_on_a_topology_that_does_not_allow_it(platform: Path, tmp_path: Path) -> None:
+    """Take the chaos allowance out of the runtime topology: the drill is refused before any
+    fault (and the platform is untouched)."""
+    topology = platform / "topology.yaml"
+    original = topology.read_text()
+    doc = yaml.safe_load(original)
+    doc.pop("chaos", None)
+    try:
+        topology.write_text(yaml.safe_dump(doc, sort_keys=False))
+        result = drill(platform, "replicas-30")
+    finally:
+        topology.write_text(original)
+    assert result["verdict"] == "refused", result["_report"]
+    assert result["fault_windows"] == []
+    assert os.path.exists(platform / "state.json")
