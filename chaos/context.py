@@ -28,6 +28,7 @@ class Drill:
     judging: tuple[float, float] | None = None  # set while the runner judges "during"
     recovery_s: float | None = None
     restarts_expected: dict[str, int] = field(default_factory=dict)  # process -> restarts
+    sync_cutoff: float | None = None  # load time the last sync run started
     replicas: list[tuple[float, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -107,7 +107,7 @@ class SteadyLoad:
         self.calls: list[Call] = []
         self.orders: dict[str, str] = {}  # idempotency key -> order id, acknowledged
         self.order_attempts: dict[str, int] = {}  # idempotency key -> PlaceOrder calls made
-        self.events: set[str] = set()  # event ids acknowledged by Track
+        self.events: dict[str, float] = {}  # event id acknowledged by Track -> when
         self.shoppers: list[Shopper] = []
         self.started = time.monotonic()
         self._stop = threading.Event()
@@ -287,7 +287,7 @@ class SteadyLoad:
             events_pb2.TrackRequest(events=[event]),
         )
         if answer is not None and answer.accepted_count == 1:
-            self.events.add(event.event_id)
+            self.events[event.event_id] = self.now()
 
     async def _order(self, stubs: _Stubs, shopper: Shopper, budget_s: float = 20.0) -> None:
         """A checkout retries its order with the same idempotency key until acknowledged."""

@@ -194,3 +194,33 @@ def _private_database(platform: Platform) -> Path:
     if not url.startswith("sqlite:///"):
         raise RuntimeError(f"order reconciliation reads SQLite; this zone uses {url.split(':')[0]}")
     return Path(url.removeprefix("sqlite:///"))
+
+
+def events_not_exactly_once(run_dir: str = DEFAULT_RUN_DIR) -> int:
+    """Events the drill's load had acknowledged (Track OK) before the last sync run started
+    that are not in the private warehouse exactly once: missing ones plus extra copies
+    (0 = reconciled). Reads the warehouse's committed files only (its `_spark_metadata`
+    log), never a directory listing: a killed batch leaves orphan files there."""
+    import pyarrow.parquet as pq
+
+    from ray_jobs.sync.config import Locations
+    from ray_jobs.sync.sinklog import live_files
+
+    drill = context.current()
+    if drill.sync_cutoff is None:
+        raise RuntimeError("no sync run in this drill: run chaos.local.actions.run_sync first")
+    acknowledged = {e for e, t in drill.load.events.items() if t < drill.sync_cutoff}
+    platform = Platform.load(run_dir)
+    sink = Locations.from_spec(platform.topology.data).events.path
+    seen: dict[str, int] = {}
+    for part in live_files(sink):
+        for event_id in pq.read_table(part, columns=["event_id"]).column(0).to_pylist():
+            if event_id in acknowledged:
+                seen[event_id] = seen.get(event_id, 0) + 1
+    missing = len(acknowledged - set(seen))
+    extra = sum(n - 1 for n in seen.values())
+    drill.event(
+        f"reconciled {len(acknowledged)} acknowledged events: {missing} missing, "
+        f"{extra} extra copies"
+    )
+    return missing + extra

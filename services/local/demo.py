@@ -102,12 +102,12 @@ async def drive(
         await driver.close()
 
 
-def run_sync(state: RunState, run_dir: Path, job: str) -> dict[str, Any]:
-    """One Spark job in the private zone (its namespace when isolated)."""
+def sync_command(state: RunState, run_dir: Path, job: str) -> list[str]:
+    """`isthmus sync JOB` as the private zone runs it (in its namespace when isolated)."""
     ns = None
     if state.isolated:
         ns = next((n for n in state.namespaces if n.endswith("-private")), None)
-    command = [
+    return [
         *netns.exec_prefix(ns),
         sys.executable,
         "-m",
@@ -119,6 +119,11 @@ def run_sync(state: RunState, run_dir: Path, job: str) -> dict[str, Any]:
         "--private-config",
         str(run_dir / "private.yaml"),
     ]
+
+
+def run_sync(state: RunState, run_dir: Path, job: str) -> dict[str, Any]:
+    """One Spark job in the private zone (its namespace when isolated)."""
+    command = sync_command(state, run_dir, job)
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     (run_dir / "logs" / f"sync-{job}.log").write_text(done.stdout + done.stderr)
