@@ -116,7 +116,7 @@ def test_up_prints_and_runs_the_production_shape(platform: Path) -> None:
     assert "RESTARTS" in status.stdout
 
 
-DRILLS = ["replicas-30", "public-nodes-30", "gateway-instance-killed", "zone-out"]
+DRILLS = ["replicas-30", "public-nodes-30", "gateway-instance-killed", "zone-out", "sync-killed"]
 
 
 @pytest.mark.parametrize("name", DRILLS)
