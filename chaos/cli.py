@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from pathlib import Path
 
 from chaos import context
@@ -78,36 +77,24 @@ def _report(report_dir: Path) -> int:
     return 0
 
 
-class _Progress:
+class _Progress(context.EverySecond):
     """One line a second while a drill runs: fault state, calls/s, errors, p99, replicas."""
 
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=3)
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                drill = context.current()
-            except RuntimeError:
-                continue
-            now = drill.now()
-            window = drill.load.window(now - 1, now)
-            faulted = bool(drill.fault_windows) and drill.fault_windows[-1][1] is None
-            latencies = sorted(window.latencies_s)
-            p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0
-            replicas = drill.replicas[-1][1] if drill.replicas else "?"
-            print(
-                f"  t={now:6.1f}s {'FAULT' if faulted else 'ok   '} calls/s {window.total:4d} "
-                f"errors {window.total - window.ok:3d} p99 {p99:7.1f} ms "
-                f"replicas {replicas}",
-                file=sys.stderr,
-                flush=True,
-            )
+    def tick(self) -> None:
+        try:
+            drill = context.current()
+        except RuntimeError:
+            return
+        now = drill.now()
+        window = drill.load.window(now - 1, now)
+        faulted = bool(drill.fault_windows) and drill.fault_windows[-1][1] is None
+        latencies = sorted(window.latencies_s)
+        p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0
+        replicas = drill.replicas[-1][1] if drill.replicas else "?"
+        print(
+            f"  t={now:6.1f}s {'FAULT' if faulted else 'ok   '} calls/s {window.total:4d} "
+            f"errors {window.total - window.ok:3d} p99 {p99:7.1f} ms "
+            f"replicas {replicas}",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -86,3 +86,26 @@ def current() -> Drill:
 def install(drill: Drill | None) -> None:
     global _CURRENT
     _CURRENT = drill
+
+
+class EverySecond:
+    """A daemon thread that calls `tick()` once a second until stopped (the drill's replica
+    sampler, the CLI's progress line)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -423,28 +422,19 @@ def _compliance() -> Any:
     return compliant
 
 
-class _ReplicaSampler:
+class _ReplicaSampler(context.EverySecond):
     """Samples the public zones' running replicas once a second for the timeline."""
 
     def __init__(self, drill: context.Drill, zones: list[str]) -> None:
+        super().__init__()
         self.drill, self.zones = drill, zones
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
+    def tick(self) -> None:
         run_dir = str(self.drill.platform.run_dir)
-        while not self._stop.wait(1.0):
-            total = 0
-            for zone in self.zones:
-                try:
-                    total += probes.running_replicas(zone, run_dir)
-                except (RuntimeError, OSError, ValueError):
-                    continue
-            self.drill.replicas.append((self.drill.now(), total))
+        total = 0
+        for zone in self.zones:
+            try:
+                total += probes.running_replicas(zone, run_dir)
+            except (RuntimeError, OSError, ValueError):
+                continue
+        self.drill.replicas.append((self.drill.now(), total))

@@ -26,22 +26,11 @@ import yaml
 
 from services.local import netns
 from services.local.supervisor import RunState, run_processes
-from tests.system.test_platform import free_ports
+from tests.system.test_platform import free_ports, isthmus
 
 pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]
 ISOLATE = netns.can_isolate()
-
-
-def isthmus(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def production_topology(tmp: Path) -> dict[str, Any]:
