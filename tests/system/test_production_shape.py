@@ -77,8 +77,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 assert not any(ns in listed.stdout for ns in state.namespaces)
 
 
-def drill(run_dir: Path, name: str, *extra: str) -> dict[str, Any]:
-    reports = run_dir.parent / "reports"
+def drill(run_dir: Path, name: str, *extra: str, reports_name: str = "reports") -> dict[str, Any]:
+    reports = run_dir.parent / reports_name
     done = isthmus(
         "chaos", "run", name, "--run-dir", str(run_dir), "--report-dir", str(reports), *extra
     )
@@ -218,7 +218,7 @@ def test_no_drill_runs_on_a_topology_that_does_not_allow_it(platform: Path, tmp_
     doc.pop("chaos", None)
     try:
         topology.write_text(yaml.safe_dump(doc, sort_keys=False))
-        result = drill(platform, "replicas-30")
+        result = drill(platform, "replicas-30", reports_name="reports-refused")
     finally:
         topology.write_text(original)
     assert result["verdict"] == "refused", result["_report"]
