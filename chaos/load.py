@@ -14,14 +14,12 @@ The load runs on its own event loop in a background thread; probes read it throu
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,9 +29,9 @@ from isthmus.ads.v1 import ads_pb2, ads_pb2_grpc
 from isthmus.events.v1 import events_pb2, events_pb2_grpc
 from isthmus.orders.v1 import orders_pb2, orders_pb2_grpc
 from isthmus.profile.v1 import profile_pb2, profile_pb2_grpc
+from services.contract.client_config import python_channel_settings
 from services.local.traffic import Driver, Shopper
 
-SERVICE_CONFIG = Path(__file__).resolve().parents[1] / "protos" / "client_service_config.json"
 CATEGORIES = ["shoes", "bags", "sport", "beauty", "alcohol", "weapons", "gambling"]
 
 
@@ -64,23 +62,6 @@ class Window:
     @property
     def success_ratio(self) -> float | None:
         return None if self.total == 0 else self.ok / self.total
-
-
-def client_settings(retries: bool = True) -> tuple[list[tuple[str, Any]], dict[str, float]]:
-    """Channel options with the shipped client service config (retries on, unless a drill
-    switches them off) and the per-call timeouts it sets (see python_client_settings:
-    grpcio mishandles config timeouts)."""
-    from services.contract.client_config import load_client_service_config, python_client_settings
-    from services.contract.descriptors import load_descriptor_set, method_table
-
-    config, timeouts = python_client_settings(
-        load_client_service_config(SERVICE_CONFIG), method_table(load_descriptor_set())
-    )
-    if not retries:
-        for method_config in config.get("methodConfig", []):
-            method_config.pop("retryPolicy", None)
-    options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", int(retries))]
-    return options, {path.split(".")[-1]: t for path, t in timeouts.items()}
 
 
 class SteadyLoad:
@@ -140,7 +121,7 @@ class SteadyLoad:
             self._ready.set()
 
     async def _main(self) -> None:
-        options, self.timeouts = client_settings(self.client_retries)
+        options, self.timeouts = python_channel_settings(self.client_retries)
         driver = Driver(self.gateway, self.tokens, options=options)
         # One channel (one connection) per caller, as separate services would have: with
         # several gateway instances on one address they land on different instances.

@@ -13,7 +13,7 @@ import copy
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chaos import context, control
 from chaos.load import SteadyLoad
 from chaos.local import probes
-from chaos.local.platform import Platform, link_is_up
+from chaos.local.platform import Platform, in_namespace, link_is_up
 from chaos.report import write_report
 from chaos.result import DrillResult
 from chaos.verdict import ProbeRow, overall, percentile, probe_row
@@ -122,19 +122,23 @@ def refusal(spec: DrillSpec, platform: Platform) -> str:
 
 @dataclass
 class Inventory:
-    """What must be as it was after a drill: supervised processes running, links up."""
+    """What must be as it was after a drill: supervised processes running, links up, no
+    packet filters left."""
 
     processes: dict[str, str]
     links: dict[str, bool]
+    filters: list[str] = field(default_factory=list)
 
     @classmethod
     def take(cls, platform: Platform) -> Inventory:
         processes = {p.name: p.status for p in platform.state.processes}
         links = {}
+        filters: list[str] = []
         if platform.net is not None:
             for link in platform.net.links:
                 links[link.near_if] = link_is_up(link.near_ns, link.near_if)
-        return cls(processes, links)
+            filters = packet_filters(platform.net.gateway_ns)
+        return cls(processes, links, filters)
 
     def differences(self, other: Inventory) -> list[str]:
         out = [
@@ -147,7 +151,19 @@ class Inventory:
             for name, up in self.links.items()
             if other.links.get(name) != up
         ]
+        if other.filters != self.filters:
+            out.append(f"packet filters: {self.filters} before, {other.filters} after")
         return out
+
+
+def packet_filters(namespace: str) -> list[str]:
+    """nftables tables in the gateway's namespace (a drill's drop rules live in one)."""
+    import shutil
+
+    if shutil.which("nft") is None:
+        return []
+    listed = in_namespace(namespace, "nft", "list", "tables", check=False)
+    return sorted(line.strip() for line in listed.stdout.splitlines() if line.strip())
 
 
 def without(experiment: dict[str, Any], protections: list[str]) -> dict[str, Any]:

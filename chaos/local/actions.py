@@ -24,6 +24,7 @@ from chaos.local.platform import (
     Platform,
     count_for,
     gateway_config_files,
+    in_namespace,
     ip,
     link_is_up,
     raylet_pid,
@@ -426,3 +427,44 @@ def _batches(directory: Path) -> set[int]:
     if not directory.is_dir():
         return set()
     return {int(p.name) for p in directory.iterdir() if p.name.isdigit()}
+
+
+# ---- packet loss on a zone's link ---------------------------------------------------------
+NFT_TABLE = "isthmus_chaos"
+
+
+def drop_packets(zone: str = "public-a", percent: int = 10, run_dir: str = DEFAULT_RUN_DIR) -> str:
+    """Drop `percent` % of the packets each way on the link between the gateway and `zone`
+    (nftables `numgen random` rules in the gateway's namespace; this kernel has no netem).
+    Needs zones in namespaces."""
+    drill = context.current()
+    link = Platform.load(run_dir).zone_link(zone)
+    namespace = link.near_ns or ""
+    out_rule = f'oifname "{link.near_if}" numgen random mod 100 < {percent} drop'
+    in_rule = f'iifname "{link.near_if}" numgen random mod 100 < {percent} drop'
+    script = "\n".join(
+        [
+            f"add table inet {NFT_TABLE}",
+            f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; }}",
+            f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0 ; }}",
+            f"add rule inet {NFT_TABLE} out {out_rule}",
+            f"add rule inet {NFT_TABLE} in {in_rule}",
+        ]
+    )
+    in_namespace(namespace, "nft", "-f", "-", stdin=script)
+    drill.undo[f"nft:{zone}"] = lambda: _drop_table(namespace)
+    drill.fault_begins(f"{percent}% packet loss each way on the link to {zone}")
+    return f"{link.near_if}: {percent}%"
+
+
+def stop_dropping(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """Undo drop_packets."""
+    drill = context.current()
+    undo = drill.undo.pop(f"nft:{zone}", None)
+    if undo is not None:
+        undo()
+    drill.fault_ends(f"packet loss on the link to {zone} ended")
+
+
+def _drop_table(namespace: str) -> None:
+    in_namespace(namespace, "nft", "delete", "table", "inet", NFT_TABLE, check=False)

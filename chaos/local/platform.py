@@ -109,9 +109,13 @@ def alive(pids: list[int]) -> list[int]:
     return [p for p in pids if is_running(p)]
 
 
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ip(
+    *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("ip") or "/usr/sbin/ip"
-    return subprocess.run([tool, *args], capture_output=True, text=True, check=check)  # noqa: S603
+    return subprocess.run(  # noqa: S603 (our own commands)
+        [tool, *args], capture_output=True, text=True, check=check, input=stdin
+    )
 
 
 def link_is_up(namespace: str | None, interface: str) -> bool:
@@ -136,3 +140,11 @@ def read_yaml(path: Path) -> dict[str, object]:
 
 def pid_exists(pid: int) -> bool:
     return pid > 0 and os.path.exists(f"/proc/{pid}")
+
+
+def in_namespace(
+    namespace: str, *argv: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool (by name, from PATH) inside one of our namespaces."""
+    tool = shutil.which(argv[0]) or argv[0]
+    return ip("netns", "exec", namespace, tool, *argv[1:], check=check, stdin=stdin)

@@ -73,9 +73,10 @@ def slowest_failure_ms(sensitivity: str = "sensitive", window_s: float = 10.0) -
     return round(max(slow, default=0.0) * 1000, 1)
 
 
-def latency_p99_ms(sensitivity: str = "public", window_s: float = 10.0) -> float:
-    """p99 latency (ms) of successful calls of `sensitivity` in the window."""
-    window = _window(sensitivity, window_s)
+def latency_p99_ms(sensitivity: str = "public", window_s: float = 10.0, method: str = "") -> float:
+    """p99 latency (ms) of successful calls of `sensitivity` (or of one `method`) in the
+    window."""
+    window = _window(sensitivity, window_s, method)
     if not window.latencies_s:
         return NOT_MEASURED
     return round(percentile([x * 1000 for x in window.latencies_s], 99), 1)

@@ -75,3 +75,18 @@ def python_client_settings(
             for path in paths:
                 timeouts.setdefault(path, seconds)
     return stripped, timeouts
+
+
+def python_channel_settings(retries: bool = True) -> tuple[list[tuple[str, Any]], dict[str, float]]:
+    """Channel options carrying the shipped service config (retries on unless `retries` is
+    False) and the per-call timeouts, keyed "Service/Method" (see python_client_settings)."""
+    from services.contract.descriptors import load_descriptor_set, method_table
+
+    config, timeouts = python_client_settings(
+        load_client_service_config(), method_table(load_descriptor_set())
+    )
+    if not retries:
+        for method_config in config.get("methodConfig", []):
+            method_config.pop("retryPolicy", None)
+    options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", int(retries))]
+    return options, {path.rsplit(".", 1)[-1]: t for path, t in timeouts.items()}

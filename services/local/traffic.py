@@ -23,6 +23,7 @@ from isthmus.common.v1 import common_pb2
 from isthmus.events.v1 import events_pb2, events_pb2_grpc
 from isthmus.orders.v1 import orders_pb2, orders_pb2_grpc
 from isthmus.profile.v1 import profile_pb2, profile_pb2_grpc
+from services.contract.client_config import python_channel_settings
 
 REGIONS = [("DE", "de-DE"), ("FR", "fr-FR"), ("GB", "en-GB"), ("US", "en-US")]
 CATEGORIES = ["shoes", "bags", "dresses", "sport", "beauty", "alcohol"]
@@ -76,7 +77,10 @@ class Driver:
         seed: int = 7,
         options: list[tuple[str, Any]] | None = None,
     ) -> None:
-        self.channel = grpc.aio.insecure_channel(gateway, options=options)
+        # As every internal caller: the shipped client service config (retries for retry-safe
+        # RPCs, per-method timeouts given per call).
+        default_options, self.timeouts = python_channel_settings()
+        self.channel = grpc.aio.insecure_channel(gateway, options=options or default_options)
         self.tokens = tokens
         self.rng = random.Random(seed)  # noqa: S311 (synthetic traffic)
         self.log = CallLog()
@@ -91,7 +95,8 @@ class Driver:
         metadata = (("authorization", f"Bearer {self.tokens[caller]}"),)
         started = time.perf_counter()
         try:
-            answer = await stub_call(request, metadata=metadata, timeout=5)
+            timeout = self.timeouts.get(method, 5.0)
+            answer = await stub_call(request, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             self.log.record(method, exc.code(), time.perf_counter() - started)
             return None
