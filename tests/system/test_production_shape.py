@@ -132,6 +132,13 @@ def test_private_partition_fails_fast_and_closed(platform: Path) -> None:
     assert result["recovery_s"] is not None
 
 
+@pytest.mark.skipif(not ISOLATE, reason="needs root, `ip` and `nft` in the zone namespaces")
+def test_packet_loss_on_the_public_link_fails_no_call(platform: Path) -> None:
+    result = drill(platform, "latency-loss")
+    assert result["verdict"] == "passed", result["_report"]
+    assert result["restored"]["ok"], result["_report"]  # no drop rule left behind
+
+
 @pytest.mark.parametrize(
     ("name", "protection", "deviation"),
     [
