@@ -31,7 +31,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def isthmus(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=1200,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
     )
 
 
@@ -114,8 +118,15 @@ def shape(name: str, idle_s: float, demo_s: float, work: Path) -> dict[str, Any]
     try:
         time.sleep(10)  # let start-up work (model loads, first health checks) settle
         idle = idle_cost(run_dir, idle_s)
-        demo = isthmus("demo", "--run-dir", str(run_dir), "--report-dir", str(reports),
-                       "--seconds", str(demo_s))
+        demo = isthmus(
+            "demo",
+            "--run-dir",
+            str(run_dir),
+            "--report-dir",
+            str(reports),
+            "--seconds",
+            str(demo_s),
+        )
         summary = json.loads((reports / "demo.json").read_text())
     finally:
         isthmus("down", "--run-dir", str(run_dir))
@@ -137,19 +148,23 @@ def main() -> int:
     args = parser.parse_args()
     work = ROOT / "var" / "bench-shape"
     load = os.getloadavg()
-    results = {name: shape(name, args.idle_s, args.demo_s, work)
-               for name in ("minimal", "production")}
+    results = {
+        name: shape(name, args.idle_s, args.demo_s, work) for name in ("minimal", "production")
+    }
     results["loadavg_at_start"] = list(load)
     results["settings"] = vars(args)
     OUT.write_text(json.dumps(results, indent=1))
     for name in ("minimal", "production"):
         r = results[name]
         idle = r["idle"]
-        total_cpu = sum(v["cpu_percent_of_one_core"] for k, v in idle.items()
-                        if k.startswith("zone"))
+        total_cpu = sum(
+            v["cpu_percent_of_one_core"] for k, v in idle.items() if k.startswith("zone")
+        )
         total_mem = sum(v["pss_mib"] for k, v in idle.items() if k.startswith("zone"))
-        print(f"{name}: idle CPU {total_cpu:.1f}% of a core, PSS {total_mem:.0f} MiB; "
-              f"demo Rank p50 {r['rank_p50_ms']} ms p99 {r['rank_p99_ms']} ms")
+        print(
+            f"{name}: idle CPU {total_cpu:.1f}% of a core, PSS {total_mem:.0f} MiB; "
+            f"demo Rank p50 {r['rank_p50_ms']} ms p99 {r['rank_p99_ms']} ms"
+        )
     print(f"written to {OUT}")
     return 0
 
