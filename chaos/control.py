@@ -86,6 +86,8 @@ def _watch(floor: float | None, sensitivity: str, window_s: float, max_s: float)
 
 
 def _abort(reason: str) -> None:
+    if _stop.is_set():  # the run is over (or rolling back): nothing left to stop
+        return
     STATE["aborted"] = reason
     with contextlib.suppress(RuntimeError):
         context.current().event(f"abort: {reason}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +227,10 @@ def run_drill(
     sampler.start()
     try:
         time.sleep(spec.warmup_s)
-        journal = _run_experiment(experiment, spec, run_dir)
+        # The drill's own limit, capped by what the topology allows any drill.
+        allowance = platform.topology.chaos
+        limit_s = allowance.max_duration_s if allowance is not None else spec.max_duration_s
+        journal = _run_experiment(experiment, spec, run_dir, limit_s)
         rows = _judge(experiment, spec, journal, drill)
         time.sleep(2.0)
         drill.event(f"failed calls by method and status: {_failures(drill)}")
@@ -240,12 +244,14 @@ def run_drill(
     return result
 
 
-def _run_experiment(experiment: dict[str, Any], spec: DrillSpec, run_dir: Path) -> Any:
+def _run_experiment(
+    experiment: dict[str, Any], spec: DrillSpec, run_dir: Path, limit_s: float
+) -> Any:
     from chaoslib.experiment import run_experiment
     from chaoslib.settings import loaded_settings
 
     experiment.setdefault("configuration", {})["run_dir"] = str(run_dir)
-    arguments: dict[str, Any] = {"max_duration_s": spec.max_duration_s}
+    arguments: dict[str, Any] = {"max_duration_s": min(spec.max_duration_s, limit_s)}
     if spec.abort is not None:
         arguments.update(
             floor=spec.abort.below, sensitivity=spec.abort.sensitivity, window_s=spec.abort.window_s
@@ -258,6 +264,11 @@ def _run_experiment(experiment: dict[str, Any], spec: DrillSpec, run_dir: Path) 
     )
     settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
     loaded_settings.set(settings)
+    # The guard aborts through chaoslib's SIGUSR1 (SystemExit inside the run). One that fires
+    # just as the run ends would meet the default action -- end the process before the result
+    # is written -- so outside chaoslib's own handlers these signals are ignored.
+    for signum in (signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
     return run_experiment(experiment, settings=settings)
 
 
