@@ -10,6 +10,7 @@ wall-clock limit, and the probes judged over the fault windows only.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import signal
@@ -309,11 +310,18 @@ def _during(
     drill: context.Drill, func: str, arguments: dict[str, Any], windows: list[tuple[float, float]]
 ) -> object:
     """The probe over each window; the worst (for ratios the lowest, counts the highest)."""
+    probe = getattr(probes, func)
+    arguments = dict(arguments)
+    if "run_dir" in inspect.signature(probe).parameters:
+        arguments.setdefault("run_dir", str(drill.platform.run_dir))  # the drill's platform
     values = []
     for window in windows:
         drill.judging = window
         try:
-            values.append(getattr(probes, func)(**arguments))
+            values.append(probe(**arguments))
+        except Exception as exc:  # a probe that cannot measure is "not measured", not a crash
+            drill.event(f"probe {func} could not measure: {exc}")
+            values.append(probes.NOT_MEASURED)
         finally:
             drill.judging = None
     measured = [v for v in values if v != probes.NOT_MEASURED]
