@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from services.local.database import PostgresLayout
 from services.local.netns import Link, NetPlan
 from services.local.plan import plan_from_json
 from services.local.supervisor import RunState, Started, is_running, state_path
@@ -30,6 +31,7 @@ class Platform:
     state: RunState
     topology: Topology
     net: NetPlan | None
+    postgres: PostgresLayout | None = None  # the private zone's server, when it runs one
 
     @classmethod
     def load(cls, run_dir: str | Path = DEFAULT_RUN_DIR) -> Platform:
@@ -40,8 +42,9 @@ class Platform:
         state = RunState.load(path)
         topology = parse_topology((root / "topology.yaml").read_text(), str(root))
         plan_file = root / "plan.json"
-        net = plan_from_json(plan_file.read_text()).net if plan_file.exists() else None
-        return cls(root, state, topology, net)
+        plan = plan_from_json(plan_file.read_text()) if plan_file.exists() else None
+        net = plan.net if plan is not None else None
+        return cls(root, state, topology, net, plan.postgres if plan is not None else None)
 
     def processes(self, kind: str | None = None, zone: str | None = None) -> list[Started]:
         return [

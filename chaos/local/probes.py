@@ -9,9 +9,7 @@ class asked for returns -1, which no tolerance of ours accepts: "not measured" n
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
 from chaos import context
@@ -165,18 +163,25 @@ def processes_not_running(run_dir: str = DEFAULT_RUN_DIR) -> int:
 
 def orders_not_exactly_once(run_dir: str = DEFAULT_RUN_DIR) -> int:
     """Acknowledged orders of the drill's load that are not in the private database exactly
-    once under their idempotency key with the acknowledged id (0 = reconciled)."""
+    once under their idempotency key with the acknowledged id (0 = reconciled). Reads
+    SQLite read-only, or PostgreSQL over its Unix socket (any namespace reaches it)."""
+    import sqlalchemy as sa
+
     drill = context.current()
-    database = _private_database(Platform.load(run_dir))
     keys = dict(drill.load.orders)
     if not keys:
         return 0
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
-        rows: dict[str, list[str]] = {}
-        marks = ",".join("?" * len(keys))
-        query = f"SELECT idempotency_key, order_id FROM orders WHERE idempotency_key IN ({marks})"  # noqa: S608 (placeholders only)
-        for key, order_id in db.execute(query, list(keys)):
-            rows.setdefault(key, []).append(order_id)
+    engine = sa.create_engine(_private_database_url(Platform.load(run_dir)), poolclass=sa.NullPool)
+    query = sa.text(
+        "SELECT idempotency_key, order_id FROM orders WHERE idempotency_key IN :keys"
+    ).bindparams(sa.bindparam("keys", expanding=True))
+    rows: dict[str, list[str]] = {}
+    try:
+        with engine.connect() as db:
+            for key, order_id in db.execute(query, {"keys": list(keys)}):
+                rows.setdefault(key, []).append(order_id)
+    finally:
+        engine.dispose()
     return sum(1 for key, order_id in keys.items() if rows.get(key) != [order_id])
 
 
@@ -187,14 +192,18 @@ def public_pii_findings(run_dir: str = DEFAULT_RUN_DIR) -> int:
     return int(leak_scan(Platform.load(run_dir).run_dir, drill.load.shoppers)["problem_count"])
 
 
-def _private_database(platform: Platform) -> Path:
+def _private_database_url(platform: Platform) -> str:
+    if platform.postgres is not None:
+        return platform.postgres.observer_url()
     import yaml
 
     doc = yaml.safe_load((platform.run_dir / "private.yaml").read_text())
     url = str(doc["database_url"])
     if not url.startswith("sqlite:///"):
-        raise RuntimeError(f"order reconciliation reads SQLite; this zone uses {url.split(':')[0]}")
-    return Path(url.removeprefix("sqlite:///"))
+        raise RuntimeError(
+            f"order reconciliation reads SQLite or the local PostgreSQL, not {url.split(':')[0]}"
+        )
+    return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
 
 
 def events_not_exactly_once(run_dir: str = DEFAULT_RUN_DIR) -> int:

@@ -15,11 +15,15 @@ come from the file the ads zone process keeps current.
 
 from __future__ import annotations
 
+import dataclasses
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.local.database import READY_MARKER as READY_POSTGRES
+from services.local.database import PostgresLayout
 from services.local.netns import NetPlan
 from services.public.ads.config import AdsConfig, ray_environment
 from services.topology.model import RayConfig, ServiceKind, Topology, ZoneKind
@@ -46,8 +50,10 @@ READY_RAY = "Ray runtime started"
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """One supervised process. `kind` is service, gateway, ray-head or ray-worker; it is ready
-    when its log shows a line starting with (services) or containing (Ray) `ready_marker`."""
+    """One supervised process. `kind` is service, gateway, ray-head, ray-worker or database;
+    it is ready when its log shows a line starting with (services, gateways) or containing
+    (Ray, PostgreSQL) `ready_marker`. `stop_signal` ends it gracefully (PostgreSQL: SIGINT,
+    its fast shutdown; SIGTERM would wait for every client to leave)."""
 
     name: str
     zone: str | None  # None: the gateway
@@ -56,6 +62,7 @@ class ProcessSpec:
     kind: str = "service"
     ready_marker: str = READY_LISTENING
     env: tuple[tuple[str, str], ...] = ()
+    stop_signal: int = signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class LocalPlan:
     files: dict[Path, str]  # config files to write before starting
     gateway_address: str
     net: NetPlan | None
+    postgres: PostgresLayout | None = None  # prepared (database.prepare) before starting
 
 
 def isthmus(*args: str) -> tuple[str, ...]:
@@ -78,9 +86,12 @@ def build(
     metrics_ports: tuple[int, ...] = (50059,),
     ray_ports: dict[str, int] | None = None,
     ray_tmpdir: Path | None = None,
+    postgres: PostgresLayout | None = None,
 ) -> LocalPlan:
     """`metrics_ports`: one Prometheus port per gateway instance; `ray_ports`: the GCS port of
-    each multi-node zone's head; `ray_tmpdir`: root of the Ray clusters' session dirs."""
+    each multi-node zone's head; `ray_tmpdir`: root of the Ray clusters' session dirs;
+    `postgres`: where the private zone's cluster lives (database.locate), needed when the
+    topology's private zone runs PostgreSQL (its address is set here)."""
     runtime = runtime_topology(topology, run_dir, net)
     topology_file = run_dir / "topology.yaml"
     private_file = run_dir / "private.yaml"
@@ -92,11 +103,13 @@ def build(
     secrets = private_dir / "secrets"
     features = topology.data.features_uri
     landing = topology.data.landing_uri
+    postgres = _postgres_layout(topology, net, postgres)
+    database_url = f"sqlite:///{private_dir / 'private.db'}" if postgres is None else postgres.url()
     files = {
         topology_file: _yaml(runtime),
         private_file: _yaml(
             {
-                "database_url": f"sqlite:///{private_dir / 'private.db'}",
+                "database_url": database_url,
                 "master_key": {"file": str(secrets / "master.key"), "create_if_missing": True},
                 "hmac_key": {"file": str(secrets / "hmac.key"), "create_if_missing": True},
                 "server": {"caller": _caller_trust(topology, net)},
@@ -120,6 +133,17 @@ def build(
             ray_address = f"{host}:{port}"
             tmp = (ray_tmpdir or run_dir / "ray") / zone_spec.name
             processes += ray_nodes(zone_spec.name, zone_spec.ray, host, port, tmp)
+        if postgres is not None and zone_spec.kind is ZoneKind.PRIVATE:
+            processes.append(
+                ProcessSpec(
+                    f"{zone_spec.name}-postgres",
+                    zone_spec.name,
+                    postgres.server_argv(),
+                    kind="database",
+                    ready_marker=READY_POSTGRES,
+                    stop_signal=signal.SIGINT,
+                )
+            )
         for spec in zone_spec.services:
             service = {"name": spec.name}
             kind = spec.kind
@@ -147,7 +171,20 @@ def build(
         name = "gateway" if instances == 1 else f"gateway-{i + 1}"
         argv = isthmus("gateway", "--topology", str(topology_file), "--config", str(config))
         processes.append(ProcessSpec(name, None, argv, kind="gateway"))
-    return LocalPlan(run_dir, tuple(processes), files, address, net)
+    return LocalPlan(run_dir, tuple(processes), files, address, net, postgres)
+
+
+def _postgres_layout(
+    topology: Topology, net: NetPlan | None, located: PostgresLayout | None
+) -> PostgresLayout | None:
+    """The private zone's PostgreSQL on the zone's own address, or None for SQLite."""
+    zone = next(z for z in topology.zones if z.kind is ZoneKind.PRIVATE)
+    if zone.database is None or zone.database.engine == "sqlite":
+        return None
+    if located is None:
+        raise ValueError(f"zone {zone.name} runs PostgreSQL: give its layout (database.locate)")
+    host = "127.0.0.1" if net is None else net.zone_ip[zone.name]
+    return dataclasses.replace(located, host=host, port=zone.database.port)
 
 
 def gateway_file(run_dir: Path, index: int, instances: int) -> Path:
@@ -289,7 +326,6 @@ def _yaml(doc: dict[str, Any]) -> str:
 
 def plan_to_json(plan: LocalPlan) -> str:
     """The plan as the supervisor daemon reads it (`isthmus supervise --run-dir`)."""
-    import dataclasses
     import json
 
     return json.dumps(
@@ -299,6 +335,9 @@ def plan_to_json(plan: LocalPlan) -> str:
             "files": {str(path): text for path, text in plan.files.items()},
             "gateway_address": plan.gateway_address,
             "net": None if plan.net is None else dataclasses.asdict(plan.net),
+            "postgres": None
+            if plan.postgres is None
+            else {k: str(v) for k, v in dataclasses.asdict(plan.postgres).items()},
         },
         indent=1,
     )
@@ -324,4 +363,14 @@ def plan_from_json(text: str) -> LocalPlan:
             }
         )
     files = {Path(path): text for path, text in raw["files"].items()}
-    return LocalPlan(Path(raw["run_dir"]), processes, files, raw["gateway_address"], net)
+    pg = raw.get("postgres")
+    postgres = None
+    if pg is not None:
+        postgres = PostgresLayout(
+            Path(pg["root"]),
+            pg["host"],
+            int(pg["port"]),
+            Path(pg["bin_dir"]),
+            Path(pg["secrets_dir"]),
+        )
+    return LocalPlan(Path(raw["run_dir"]), processes, files, raw["gateway_address"], net, postgres)

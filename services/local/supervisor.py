@@ -7,7 +7,9 @@ supervisor creates the zone namespaces, starts every process in order and waits 
 say it is ready, then watches them: a process that exits is started again after a back-off
 (1 s doubling to 30 s; the streak resets once a process has stayed up for a minute), and
 `RUN_DIR/state.json` always says what runs where, its status and its restart count
-(`isthmus status` reads it). On SIGTERM (`isthmus down`) it stops the processes in reverse
+(`isthmus status` reads it). A file `RUN_DIR/hold/NAME` holds a process down: once it exits
+it is not restarted until the file is removed (like scaling a workload to zero; the drills
+use it to keep the database stopped). On SIGTERM (`isthmus down`) it stops the processes in reverse
 order with SIGTERM (each drains and shuts down what it started), ends anything still carrying
 the run id -- only processes this run started -- with SIGKILL, removes the namespaces, and
 exits.
@@ -29,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from services.local import netns
+from services.local import database, netns
 from services.local.plan import LocalPlan, ProcessSpec
 
 ENV_RUN = "ISTHMUS_RUN"
@@ -37,6 +39,7 @@ POLL_S = 0.25
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 STABLE_AFTER_S = 60.0  # up this long: the next crash starts a fresh back-off streak
+MARKER_ANYWHERE = frozenset({"ray-head", "ray-worker", "database"})  # their logs prefix lines
 
 
 class StartError(Exception):
@@ -53,10 +56,11 @@ class Started:
     log: str
     address: str
     kind: str = "service"
-    status: str = "running"  # starting | running | backoff | stopped
+    status: str = "running"  # starting | running | backoff | held | stopped
     restarts: int = 0
     last_exit: int | None = None
     started_unix_s: float = 0.0
+    stop_signal: int = signal.SIGTERM
 
 
 @dataclass
@@ -95,6 +99,11 @@ class RunState:
 
 def state_path(run_dir: Path) -> Path:
     return run_dir / "state.json"
+
+
+def hold_path(run_dir: Path, name: str) -> Path:
+    """While this file exists, `name` is not restarted after it exits."""
+    return run_dir / "hold" / name
 
 
 def restart_delay_s(streak: int) -> float:
@@ -145,6 +154,9 @@ class Supervisor:
             path.write_text(text)
         if self.plan.net is not None:
             netns.apply(self.plan.net)
+        if self.plan.postgres is not None:
+            self.say(f"  preparing PostgreSQL in {self.plan.postgres.root}")
+            database.prepare(self.plan.postgres)
         self.state.save(self.path)
         for spec in self.plan.processes:
             if self.stopping.is_set():
@@ -157,6 +169,7 @@ class Supervisor:
                 "",
                 spec.kind,
                 "starting",
+                stop_signal=spec.stop_signal,
             )
             child = _Child(spec, record)
             self.children.append(child)
@@ -200,7 +213,7 @@ class Supervisor:
         with Path(child.record.log).open("rb") as log:
             log.seek(child.log_offset)
             for raw in log.read().decode(errors="replace").splitlines():
-                if marker in raw and (child.spec.kind.startswith("ray") or raw.startswith(marker)):
+                if marker in raw and (child.spec.kind in MARKER_ANYWHERE or raw.startswith(marker)):
                     child.record.status = "running"
                     if raw.startswith(marker):
                         child.record.address = raw[len(marker) :].strip()
@@ -225,8 +238,13 @@ class Supervisor:
 
     def _tend(self, child: _Child, now: float) -> bool:
         record, proc = child.record, child.proc
-        if record.status == "backoff":
-            if now < child.due:
+        held = hold_path(self.plan.run_dir, record.name).exists()
+        if record.status in ("backoff", "held"):
+            if held != (record.status == "held"):
+                record.status = "held" if held else "backoff"
+                self.say(f"{record.name} {'held down' if held else 'released'}")
+                return True
+            if held or now < child.due:
                 return False
             self._spawn(child)
             self.say(f"restarting {record.name} (restart {record.restarts})")
@@ -301,7 +319,7 @@ def run_processes(run_id: str) -> list[int]:
 def stop_all(state: RunState, grace_s: float = 45.0) -> list[int]:
     """Stop everything the run started; returns PIDs that had to be killed."""
     for started in reversed(state.processes):
-        _signal(started.pid, signal.SIGTERM)  # the service shuts down what it started
+        _signal(started.pid, started.stop_signal)  # the process shuts down what it started
         deadline = time.monotonic() + grace_s
         while is_running(started.pid) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -20,7 +20,8 @@ import grpc
 
 from services.core.server import free_port
 from services.gateway.auth import issue_token
-from services.local import netns
+from services.local import database, netns
+from services.local.database import PostgresLayout
 from services.local.plan import build, plan_to_json, public_zones
 from services.local.supervisor import (
     ENV_RUN,
@@ -35,7 +36,7 @@ from services.local.supervisor import (
 __all__ = ["StartError", "down", "up"]
 from services.models.registry import ModelRegistry
 from services.private.config import SecretRef
-from services.topology.model import Topology
+from services.topology.model import Topology, ZoneKind
 
 DEFAULT_RUN_DIR = Path("var/run")
 
@@ -67,6 +68,7 @@ def up(topology: Topology, run_dir: Path, isolate: bool | None) -> RunState:
             z.name: free_port() for z in topology.zones if z.ray is not None and z.ray.multi_node
         },
         ray_tmpdir=ray_tmpdir(run_dir),
+        postgres=_postgres(topology, run_dir),
     )
     describe_shape(topology)
     state = start_supervisor(plan_to_json(plan), run_dir)
@@ -76,6 +78,17 @@ def up(topology: Topology, run_dir: Path, isolate: bool | None) -> RunState:
         down(run_dir)
         raise
     return RunState.load(state_path(run_dir))
+
+
+def _postgres(topology: Topology, run_dir: Path) -> PostgresLayout | None:
+    """Where the private zone's PostgreSQL cluster lives, when the topology asks for one."""
+    private = next(z for z in topology.zones if z.kind is ZoneKind.PRIVATE)
+    if private.database is None or private.database.engine != "postgresql":
+        return None
+    try:
+        return database.locate(run_dir.parent / "private")
+    except RuntimeError as exc:  # no server binaries: say how to get them
+        raise StartError(str(exc)) from exc
 
 
 def ray_tmpdir(run_dir: Path) -> Path:
@@ -98,6 +111,8 @@ def describe_shape(topology: Topology) -> None:
     print(f"gateway: {topology.gateway.instances} instance(s) on {topology.gateway.listen.address}")
     for zone in topology.zones:
         nodes = "no Ray"
+        if zone.database is not None and zone.database.engine == "postgresql":
+            nodes = f"PostgreSQL on port {zone.database.port}"
         if zone.ray is not None:
             nodes = (
                 f"Ray head + {zone.ray.worker_nodes} worker node(s)"

@@ -185,6 +185,25 @@ class RayConfig(_Strict):
         return self.address == "local" and self.worker_nodes > 0
 
 
+class DatabaseSpec(_Strict):
+    """The private zone's database as the local launcher runs it. Elsewhere (Kubernetes) the
+    private services get a PostgreSQL URL from a Secret instead."""
+
+    engine: Literal["sqlite", "postgresql"] = Field(
+        default="sqlite",
+        description="sqlite: one file beside the private data (no server). postgresql: a "
+        "PostgreSQL server the supervisor runs and restarts like any process (initdb on first "
+        "`up`; its data survives `down`), so a drill can stop the database hard.",
+    )
+    port: int = Field(
+        default=5433,
+        ge=1,
+        le=65535,
+        description="postgresql: TCP port on the private zone's address (5433: off the "
+        "system server's 5432).",
+    )
+
+
 class ZoneSpec(_Strict):
     """A cloud: locally a group of processes (optionally in its own network namespace)."""
 
@@ -197,6 +216,10 @@ class ZoneSpec(_Strict):
         default=None, description="Linux network namespace to run in locally; None = host."
     )
     ray: RayConfig | None = Field(default=None, description="Ray cluster, for public zones.")
+    database: DatabaseSpec | None = Field(
+        default=None,
+        description="Private zones: the database of profile and orders; None = SQLite.",
+    )
     services: list[ServiceSpec] = Field(default_factory=list, description="Services it runs.")
 
     @model_validator(mode="after")
@@ -204,6 +227,11 @@ class ZoneSpec(_Strict):
         if self.ray is not None and self.kind is not ZoneKind.PUBLIC:
             raise ValueError(
                 f"zone {self.name}: ray is only for public zones (kind is {self.kind})"
+            )
+        if self.database is not None and self.kind is not ZoneKind.PRIVATE:
+            raise ValueError(
+                f"zone {self.name}: database is only for private zones (kind is {self.kind}): "
+                "personal data and orders never live in a public zone"
             )
         return self
 

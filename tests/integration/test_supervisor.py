@@ -4,6 +4,8 @@ process that never says it is ready fails the start; stopping ends every process
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -17,6 +19,7 @@ from services.local.supervisor import (
     RunState,
     StartError,
     Supervisor,
+    hold_path,
     is_running,
     run_processes,
     state_path,
@@ -88,3 +91,55 @@ def test_a_process_that_never_gets_ready_fails_the_start(tmp_path: Path) -> None
         supervisor.start_all()
     supervisor.shutdown()
     assert run_processes(supervisor.state.run_id) == []
+
+
+def test_a_held_process_stays_down_until_released_and_stops_with_its_own_signal(
+    tmp_path: Path,
+) -> None:
+    """The hold file keeps a process that exits from being restarted (the drills hold the
+    database down this way); removing it restarts the process at once. `stop_signal` is
+    what `down` sends it: this one exits cleanly only on SIGINT."""
+    on_int = (
+        "import signal, sys, time; "
+        "signal.signal(signal.SIGINT, lambda *_: sys.exit(0)); "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('listening on 127.0.0.1:1', flush=True); time.sleep(120)"
+    )
+    plan = LocalPlan(
+        tmp_path,
+        (ProcessSpec("db", "z", python(on_int), stop_signal=signal.SIGINT),),
+        {},
+        "127.0.0.1:1",
+        None,
+    )
+    supervisor = Supervisor(plan, uuid.uuid4().hex, say=lambda _line: None)
+    supervisor.start_all()
+    watcher = threading.Thread(target=supervisor.watch)
+    watcher.start()
+    path = state_path(tmp_path)
+    try:
+        first = RunState.load(path).process("db").pid
+        hold = hold_path(tmp_path, "db")
+        hold.parent.mkdir()
+        hold.touch()
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: RunState.load(path).process("db").status == "held")
+        time.sleep(2.5)  # longer than the 1 s back-off: still held, nothing started
+        held = RunState.load(path).process("db")
+        assert held.status == "held"
+        assert held.pid == first
+        hold.unlink()
+        wait_for(lambda: RunState.load(path).process("db").status == "running")
+        second = RunState.load(path).process("db")
+        assert second.pid != first
+        assert second.restarts == 1
+        assert second.stop_signal == signal.SIGINT
+    finally:
+        supervisor.stop()
+        watcher.join(timeout=10)
+        started = time.monotonic()
+        supervisor.shutdown()
+    # SIGTERM is ignored by this process: a quick stop means it got SIGINT, not the
+    # 45 s grace and the SIGKILL sweep.
+    assert time.monotonic() - started < 10
+    assert not is_running(second.pid)

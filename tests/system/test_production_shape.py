@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,8 +37,9 @@ ISOLATE = netns.can_isolate()
 def production_topology(tmp: Path) -> dict[str, Any]:
     """The embedded default topology with free ports and the data under `tmp`."""
     doc = yaml.safe_load((ROOT / "services" / "topology" / "local.yaml").read_text())
-    ports = iter(free_ports(8))
+    ports = iter(free_ports(9))
     doc["gateway"]["listen"]["port"] = next(ports)
+    doc["zones"][0]["database"]["port"] = next(ports)
     for zone in doc["zones"]:
         for service in zone["services"]:
             for endpoint in service["endpoints"]:
@@ -69,6 +71,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield run_dir
     finally:
         stopped = isthmus("down", "--run-dir", str(run_dir))
+        pointer = tmp / "private" / "postgres.location"  # the cluster outside pytest's 0700 tmp
+        if pointer.exists():
+            shutil.rmtree(pointer.read_text().strip(), ignore_errors=True)
         assert stopped.returncode == 0, stopped.stderr
         if state is not None:
             assert run_processes(state.run_id) == []
@@ -97,6 +102,7 @@ def test_up_prints_and_runs_the_production_shape(platform: Path) -> None:
     assert kinds.count((None, "gateway")) == 2
     assert kinds.count(("public-a", "ray-worker")) == 3
     assert kinds.count(("public-b", "ray-worker")) == 1
+    assert kinds.count(("private", "database")) == 1
     assert ("public-b", "service") in kinds
     status = isthmus("status", "--run-dir", str(platform))
     assert status.returncode == 0, status.stdout + status.stderr
@@ -105,7 +111,14 @@ def test_up_prints_and_runs_the_production_shape(platform: Path) -> None:
     assert "RESTARTS" in status.stdout
 
 
-DRILLS = ["replicas-30", "public-nodes-30", "gateway-instance-killed", "zone-out", "sync-killed"]
+DRILLS = [
+    "replicas-30",
+    "public-nodes-30",
+    "gateway-instance-killed",
+    "zone-out",
+    "sync-killed",
+    "db-down",
+]
 
 
 @pytest.mark.parametrize("name", DRILLS)

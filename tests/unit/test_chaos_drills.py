@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chaos.load import Call, SteadyLoad
-from chaos.local import actions, probes
+from chaos.local import actions, database, probes
 from chaos.local.platform import Platform, count_for
 from chaos.runner import DRILLS, Inventory, load_drill, refusal, without
 from services.local.netns import plan as net_plan
@@ -22,7 +22,11 @@ from services.topology import load_topology
 
 pytestmark = pytest.mark.unit
 DRILL_FILES = sorted(DRILLS.glob("*.yaml"))
-MODULES = {"chaos.local.probes": probes, "chaos.local.actions": actions}
+MODULES = {
+    "chaos.local.probes": probes,
+    "chaos.local.actions": actions,
+    "chaos.local.database": database,
+}
 
 
 def test_there_are_drills() -> None:
@@ -32,6 +36,9 @@ def test_there_are_drills() -> None:
         "zone-out",
         "private-partition",
         "gateway-instance-killed",
+        "db-down",
+        "sync-killed",
+        "latency-loss",
     }
 
 

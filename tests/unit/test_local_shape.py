@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.local.database import PostgresLayout
 from services.local.netns import plan as net_plan
 from services.local.plan import build, plan_from_json, plan_to_json
 from services.local.status import render, rows
@@ -28,6 +29,7 @@ def production_plan(isolated: bool = False):  # type: ignore[no-untyped-def]
         net,
         metrics_ports=(9101, 9102),
         ray_ports={"public-a": 6390, "public-b": 6391},
+        postgres=PostgresLayout(RUN / "pg", "127.0.0.1", 1, Path("/usr/bin"), RUN / "secrets"),
     )
 
 
@@ -126,4 +128,47 @@ def test_chaos_allowance_must_name_known_zones() -> None:
         parse_topology(yaml.safe_dump(doc))
     doc["chaos"] = {"targets": ["meteor"]}
     with pytest.raises(TopologyError, match=r"chaos\.targets"):
+        parse_topology(yaml.safe_dump(doc))
+
+
+def test_a_private_zone_on_postgresql_runs_its_server_first_and_keeps_the_password_out() -> None:
+    """The embedded topology runs the private zone on PostgreSQL: the server is the zone's
+    first process (the services migrate it at start), stops with SIGINT (fast shutdown),
+    listens on the zone's own address, and the services' URL names a passfile, never a
+    password."""
+    import signal
+
+    topology = load_topology()
+    private = topology.zone("private")
+    assert private.database is not None
+    assert private.database.engine == "postgresql"
+    located = PostgresLayout(RUN / "pg", "127.0.0.1", 1, Path("/usr/bin"), RUN / "secrets")
+    net = net_plan([z.name for z in topology.zones])
+    plan = build(topology, RUN, net, metrics_ports=(9101, 9102), ray_ports={}, postgres=located)
+    names = [p.name for p in plan.processes]
+    assert names.index("private-postgres") < min(names.index("profile"), names.index("orders"))
+    server = next(p for p in plan.processes if p.name == "private-postgres")
+    assert server.kind == "database"
+    assert server.stop_signal == signal.SIGINT
+    zone_ip = net.zone_ip["private"]
+    assert f"listen_addresses={zone_ip}" in server.argv
+    assert plan.postgres is not None
+    assert (plan.postgres.host, plan.postgres.port) == (zone_ip, private.database.port)
+    url = yaml.safe_load(plan.files[RUN / "private.yaml"])["database_url"]
+    assert url.startswith(f"postgresql+psycopg://isthmus@{zone_ip}:{private.database.port}/")
+    assert f"passfile={RUN / 'secrets' / 'postgres.pgpass'}" in url
+    assert plan_from_json(plan_to_json(plan)).postgres == plan.postgres
+
+    with pytest.raises(ValueError, match="runs PostgreSQL"):
+        build(topology, RUN, None, metrics_ports=(9101, 9102), ray_ports={})
+    minimal = load_topology(Path("services/topology/local-minimal.yaml"))
+    sqlite = build(minimal, RUN, None)
+    assert sqlite.postgres is None
+    assert "sqlite:///" in yaml.safe_load(sqlite.files[RUN / "private.yaml"])["database_url"]
+
+
+def test_only_a_private_zone_may_name_a_database() -> None:
+    doc = yaml.safe_load(Path("services/topology/local.yaml").read_text())
+    doc["zones"][1]["database"] = {"engine": "postgresql"}
+    with pytest.raises(TopologyError, match="database is only for private zones"):
         parse_topology(yaml.safe_dump(doc))

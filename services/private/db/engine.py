@@ -5,6 +5,9 @@ survives a crash of the process or the machine), `secure_delete` (deleted key ma
 overwritten in the file, which crypto-shredding relies on) and `BEGIN IMMEDIATE` for writes
 (writers queue on the lock instead of failing with SQLITE_BUSY halfway through).
 PostgreSQL runs at SERIALIZABLE; serialization failures and SQLite lock time-outs are retried.
+A database that cannot be reached (stopped, restarting, in crash recovery, connection lost)
+is UNAVAILABLE to the caller -- transient, retry later -- never INTERNAL; a write whose commit
+was lost with the connection is safe to retry because every write is keyed (idempotency keys).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from services.core.errors import Unavailable
 
 T = TypeVar("T")
 _WRITE = "isthmus_write"
@@ -60,6 +65,8 @@ class Database:
                 if not retry_on_conflict or conflicts > 2:
                     raise
             except DBAPIError as exc:
+                if _unreachable(exc):
+                    raise Unavailable("the private database is unavailable; retry later") from exc
                 if attempt == MAX_ATTEMPTS or not _retriable(exc):
                     raise
                 time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())  # noqa: S311
@@ -86,6 +93,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# SQLSTATE classes and codes of a server that is gone or not taking work: connection
+# exceptions (08), operator intervention (57P01-57P03: shutdown, crash shutdown, starting up
+# or recovering), insufficient resources (53: e.g. too many connections).
+_UNREACHABLE_SQLSTATE = ("08", "57P01", "57P02", "57P03", "53")
+_SQLITE_UNREACHABLE = ("unable to open database file", "disk i/o error")
+
+
+def _unreachable(exc: DBAPIError) -> bool:
+    """The database could not be reached or lost the connection (rather than refusing the
+    statement): a connection never made has no SQLSTATE at all."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return str(sqlstate).startswith(_UNREACHABLE_SQLSTATE)
+    message = str(exc.orig).lower()
+    if isinstance(exc, OperationalError) and "database is locked" not in message:
+        return any(m in message for m in _SQLITE_UNREACHABLE) or "connection" in message
+    return False
 
 
 def _retriable(exc: DBAPIError) -> bool:
