@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})")
     plan.set_defaults(handler=_plan)
 
+    render = sub.add_parser(
+        "render", help="Kubernetes artefacts from the topology: helm-values | values-schema"
+    )
+    from services.deploy.cli import add_arguments as render_arguments
+
+    render_arguments(render)
+
     gateway = sub.add_parser("gateway", help="run the gateway (the one door)")
     gateway.add_argument(
         "--topology", type=Path, help=f"topology YAML (or ${constants.ENV_TOPOLOGY})"
@@ -187,12 +194,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _serve_events(args: argparse.Namespace) -> int:
+    # `--config` for events is a ServerConfig (TLS, health listener); --listen overrides.
+    import yaml
+
     from services.core.config import ServerConfig
     from services.public.events import app
     from services.topology import Endpoint
 
-    listen = Endpoint.parse(args.listen or "127.0.0.1:50072")
-    return app.run(ServerConfig(listen=listen), args.landing_dir)
+    raw = yaml.safe_load(args.config.read_text()) if args.config else None
+    config = ServerConfig.model_validate(raw or {})
+    listen = Endpoint.parse(args.listen) if args.listen else None
+    if listen is not None or args.config is None:
+        config = config.model_copy(update={"listen": listen or Endpoint.parse("127.0.0.1:50072")})
+    return app.run(config, args.landing_dir)
 
 
 def _up(args: argparse.Namespace) -> int:

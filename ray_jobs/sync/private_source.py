@@ -36,7 +36,7 @@ class PrivateInputs:
 
 
 def read_private(config: PrivateZoneConfig) -> PrivateInputs:
-    db = Database(config.database_url)
+    db = Database(config.resolved_database_url())
     try:
         migrate.upgrade(db)  # a fresh database gets the schema; a current one is untouched
         keys = Keys(config.master_key.read(), config.hmac_key.read())

@@ -108,6 +108,12 @@ class ServerConfig(BaseModel):
         "(the kernel spreads connections). Off by default: a second server started by mistake "
         "on a taken port must fail, not silently take half the traffic.",
     )
+    health_listen: Endpoint | None = Field(
+        default=None,
+        description="A second, plaintext listener serving only grpc.health.v1 (the same "
+        "statuses): Kubernetes' native gRPC probe cannot speak TLS, so a TLS server gives its "
+        "kubelet this port. None = health on the main listener only.",
+    )
     caller: CallerPolicy = Field(default_factory=CallerPolicy, description="Caller identity.")
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="OTel.")
 

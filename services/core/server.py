@@ -54,8 +54,10 @@ class Server:
         service_names: Sequence[str],
         telemetry: Telemetry,
         config: ServerConfig,
+        health_server: grpc.aio.Server | None = None,
     ) -> None:
         self.grpc = grpc_server
+        self.health_grpc = health_server  # the plaintext health-only listener, if any
         self.health = health
         self.service_names = tuple(service_names)
         self.telemetry = telemetry
@@ -64,6 +66,8 @@ class Server:
 
     async def start(self) -> None:
         await self.grpc.start()
+        if self.health_grpc is not None:
+            await self.health_grpc.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -74,6 +78,8 @@ class Server:
         self._stopped = True
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc.stop(self.config.shutdown_grace_s if grace_s is None else grace_s)
+        if self.health_grpc is not None:
+            await self.health_grpc.stop(0)
         self.telemetry.shutdown()
 
     async def _set_health(self, status: int) -> None:
@@ -118,7 +124,14 @@ def create_server(
         port = grpc_server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return Server(grpc_server, health, names, telemetry, config), port
+    health_server = None
+    if config.health_listen is not None:
+        # Only the health service, with the same servicer (so the same statuses), no TLS.
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health, health_server)
+        if health_server.add_insecure_port(config.health_listen.address) == 0:
+            raise OSError(f"could not bind the health listener {config.health_listen.address}")
+    return Server(grpc_server, health, names, telemetry, config, health_server), port
 
 
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:

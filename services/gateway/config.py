@@ -94,6 +94,16 @@ class ClusterConfig(_Strict):
         description="grpc_health: grpc.health.v1 Check; serve_healthz: Ray Serve's "
         f"{SERVE_HEALTHZ} with an empty body (OK = healthy, anything else = not).",
     )
+    plaintext: bool = Field(
+        default=False,
+        description="Dial this cluster without TLS even when upstream_tls is on: its listener "
+        "has none (an in-cluster hop inside a default-deny namespace, while the hops to other "
+        "clusters use mTLS).",
+    )
+
+    def dial_tls(self, upstream_tls: TlsConfig) -> TlsConfig:
+        """The TLS this cluster is dialled with."""
+        return TlsConfig() if self.plaintext else upstream_tls
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -259,6 +269,9 @@ def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
             endpoints=s.endpoints,
             endpoints_file=s.endpoints_file,
             health_check=s.health_check,
+            # A listener without TLS is dialled in plaintext even when the gateway has client
+            # certificates for the others (TLS to it could only fail).
+            plaintext=topology.gateway.upstream_tls.enabled and not s.tls.enabled,
         )
         for z in topology.zones
         for s in z.services

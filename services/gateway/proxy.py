@@ -152,13 +152,15 @@ class Gateway:
             keep = (
                 previous is not None
                 and previous.config == cluster
-                and previous.tls == config.upstream_tls
+                and previous.tls == cluster.dial_tls(config.upstream_tls)
                 and previous.breaker == config.circuit_breaker
             )
             if keep and previous is not None:
                 clusters[cluster.name] = previous
                 continue
-            fresh = ClusterRuntime(cluster, config.upstream_tls, config.circuit_breaker)
+            fresh = ClusterRuntime(
+                cluster, cluster.dial_tls(config.upstream_tls), config.circuit_breaker
+            )
             fresh.seed(previous)
             clusters[cluster.name] = fresh
         return Snapshot(config, table, clusters, fallbacks)

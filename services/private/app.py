@@ -34,7 +34,7 @@ class PrivateRuntime:
 
 def open_runtime(config: PrivateZoneConfig, name: str) -> PrivateRuntime:
     """Open the database (migrating it to the newest schema) and load the keys."""
-    db = Database(config.database_url)
+    db = Database(config.resolved_database_url())
     migrate.upgrade(db)
     keys = Keys(config.master_key.read(), config.hmac_key.read())
     return PrivateRuntime(db, keys, BlockingPool(config.db_threads, name))

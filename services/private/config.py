@@ -68,6 +68,11 @@ class PrivateZoneConfig(BaseModel):
         default="sqlite:///var/private/private.db",
         description="SQLAlchemy URL: sqlite:///PATH (WAL) or postgresql+psycopg://...",
     )
+    database_url_env: str | None = Field(
+        default=None,
+        description="Read the URL from this environment variable instead (Kubernetes: a "
+        "secretKeyRef), so a URL with a password never sits in a file or a command line.",
+    )
     master_key: SecretRef = Field(
         default=SecretRef(file=Path("var/private/secrets/master.key"), create_if_missing=True),
         description="Key-encryption key that wraps each person's data key.",
@@ -80,3 +85,12 @@ class PrivateZoneConfig(BaseModel):
         default=8, ge=1, le=64, description="Worker threads that run blocking database calls."
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="gRPC server.")
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect with: from `database_url_env` when set, else `database_url`."""
+        if self.database_url_env is None:
+            return self.database_url
+        url = os.environ.get(self.database_url_env, "").strip()
+        if not url:
+            raise ValueError(f"database_url_env: {self.database_url_env} is not set or empty")
+        return url

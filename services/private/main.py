@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("var/public/landing"),
         help="events only: landing log directory",
     )
-    parser.add_argument("--config", type=Path, help="private-zone config YAML (PrivateZoneConfig)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="config YAML: PrivateZoneConfig (profile, orders) or ServerConfig (events)",
+    )
     parser.add_argument("--listen", help="HOST:PORT; default: the topology's endpoint")
     parser.add_argument("--database-url", help="SQLAlchemy URL; overrides the config file")
 

@@ -42,3 +42,29 @@ def head_revision(db: Database) -> str | None:
 
 def new_revision(db: Database, message: str) -> None:
     command.revision(alembic_config(db), message=message, autogenerate=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m services.private.db.migrate --config private.yaml`: upgrade to head and
+    print the revision (the chart's pre-install/pre-upgrade hook Job)."""
+    import argparse
+
+    import yaml
+
+    from services.private.config import PrivateZoneConfig
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="PrivateZoneConfig YAML")
+    args = parser.parse_args(argv)
+    config = PrivateZoneConfig.model_validate(yaml.safe_load(args.config.read_text()) or {})
+    db = Database(config.resolved_database_url())
+    try:
+        upgrade(db)
+        print(f"schema at revision {current_revision(db)}")
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

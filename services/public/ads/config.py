@@ -97,6 +97,13 @@ class BatchingSpec(_Strict):
     wait_timeout_s: float = Field(default=0.002, ge=0, description="Longest wait to fill one.")
 
 
+# The Serve deployment and the gRPC servicer it registers, named once: the zone process
+# (deployment.py) and the KubeRay serveConfigV2 (services/deploy/serve_config.py) use them.
+DEPLOYMENT = "AdRanker"
+SERVICER = "isthmus.ads.v1.ads_pb2_grpc.add_AdServiceServicer_to_server"
+APP_BUILDER = "services.public.ads.deployment:app_from_args"
+
+
 class AdsConfig(_Strict):
     """Everything the ranking replicas and the zone process need."""
 
@@ -136,6 +143,19 @@ class AdsConfig(_Strict):
     )
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
+
+    def deployment_options(self) -> dict[str, Any]:
+        """Serve's options of the ranking deployment, as `.options()` and a config file's
+        `deployments` entry both take them."""
+        return {
+            "autoscaling_config": self.autoscaling.to_serve(),
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "ray_actor_options": {"num_cpus": self.replica_num_cpus},
+            "health_check_period_s": 2.0,
+            "graceful_shutdown_timeout_s": max(5.0, self.drain_period_s + 2.0),
+            # One log line per call costs more CPU than ranking it; the gateway logs calls.
+            "logging_config": {"enable_access_log": False, "log_level": "WARNING"},
+        }
 
     def resolved(self) -> AdsConfig:
         """The same config with every path absolute (replicas do not share our cwd)."""

@@ -22,12 +22,11 @@ from ray.serve.metrics import Counter
 from isthmus.ads.v1 import ads_pb2
 from services.core.errors import to_status
 from services.public.ads.autoscaling import BUSY_METRIC, BusyMeter
-from services.public.ads.config import AdsConfig
+from services.public.ads.config import DEPLOYMENT, SERVICER, AdsConfig
 from services.public.ads.service import RankService
 
 log = logging.getLogger(__name__)
-DEPLOYMENT = "AdRanker"
-SERVICER = "isthmus.ads.v1.ads_pb2_grpc.add_AdServiceServicer_to_server"
+__all__ = ["DEPLOYMENT", "SERVICER", "AdRanker", "app_from_args", "build_app"]
 
 
 @serve.deployment(name=DEPLOYMENT)
@@ -129,12 +128,13 @@ class AdRanker:
 def build_app(config: AdsConfig) -> Any:
     """The Serve application, with autoscaling and replica options from config."""
     deployment: Any = AdRanker  # a serve.Deployment once decorated
-    return deployment.options(
-        autoscaling_config=config.autoscaling.to_serve(),
-        max_ongoing_requests=config.max_ongoing_requests,
-        ray_actor_options={"num_cpus": config.replica_num_cpus},
-        health_check_period_s=2.0,
-        graceful_shutdown_timeout_s=max(5.0, config.drain_period_s + 2.0),
-        # One log line per call costs more CPU than ranking it; the gateway logs calls.
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-    ).bind(config.model_dump(mode="json"))
+    return deployment.options(**config.deployment_options()).bind(config.model_dump(mode="json"))
+
+
+def app_from_args(args: dict[str, Any]) -> Any:
+    """Serve's application builder for a config file (`import_path:
+    services.public.ads.deployment:app_from_args`, as KubeRay's `serveConfigV2` names it):
+    `args` is an AdsConfig as a dict. The `deployments` section of that file carries the same
+    autoscaling and replica options (services/deploy/serve_config.py writes both from one
+    AdsConfig), and Serve lets the file's section win."""
+    return build_app(AdsConfig.model_validate(args))
