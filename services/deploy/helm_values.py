@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from services.contract.descriptors import MethodInfo
-from services.deploy.serve_config import GRPC_PORT, serve_config
+from services.deploy.serve_config import GRPC_PORT, in_image, serve_config
 from services.deploy.values import ChartValues
 from services.public.ads.config import AdsConfig
 from services.topology.model import ServiceKind, Topology, ZoneKind, ZoneSpec
@@ -69,7 +69,7 @@ def zone_values(
             "publicClusters": [_public_cluster(z, domain) for z in topology.public_zones()],
         }
     else:
-        config = ads or AdsConfig()
+        config = in_image(ads or AdsConfig())
         values["public"] = {
             "workerGroup": _worker_group(zone, config),
             "serveConfig": serve_config(config),

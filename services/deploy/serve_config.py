@@ -9,12 +9,29 @@ health checks cannot drift apart; `serve_config_drift` says where a rendered fil
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from services.public.ads.config import APP_BUILDER, DEPLOYMENT, SERVICER, AdsConfig
 
 GRPC_PORT = 9000  # Serve's gRPC proxy, where the gateway's cross-cluster hop lands
 HTTP_PORT = 8000  # Serve's HTTP proxy (health and KubeRay's status checks)
+
+
+# Where the Ray image (deploy/images/ray.Containerfile) keeps the model registry, and where a
+# feature snapshot would be mounted (until one is, replicas score on default features).
+IMAGE_ROOT = "/srv/isthmus"
+
+
+def in_image(ads: AdsConfig) -> AdsConfig:
+    """`ads` with its data paths where the Ray image has them."""
+    return ads.model_copy(
+        update={
+            "registry_dir": Path(IMAGE_ROOT) / "models",
+            "features_dir": Path(IMAGE_ROOT) / "features",
+            "base_dir": Path(IMAGE_ROOT),
+        }
+    )
 
 
 def serve_config(ads: AdsConfig) -> dict[str, Any]:
@@ -28,7 +45,9 @@ def serve_config(ads: AdsConfig) -> dict[str, Any]:
                 "name": ads.app_name,
                 "route_prefix": f"/{ads.app_name}",
                 "import_path": APP_BUILDER,
-                "args": ads.model_dump(mode="json"),
+                # Only what differs from AdsConfig's defaults: a default path (the shipped
+                # rules file) is resolved inside the image, not on the machine rendering.
+                "args": ads.model_dump(mode="json", exclude_defaults=True),
                 "deployments": [{"name": DEPLOYMENT, **ads.deployment_options()}],
             }
         ],

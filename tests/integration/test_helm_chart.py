@@ -23,6 +23,7 @@ import yaml
 from services.contract.descriptors import load_descriptor_set, method_table
 from services.deploy import checks
 from services.deploy.helm_values import RenderError, zone_values
+from services.deploy.serve_config import in_image
 from services.deploy.values import values_schema
 from services.public.ads.config import AdsConfig
 from services.topology import load_topology
@@ -122,7 +123,7 @@ def test_ci_values_render_lint_and_validate(path: Path, crd_validators: Any) -> 
     assert (
         checks.drill_violations(docs, values.get("drills", {}).get("allowedNamespaces", [])) == []
     )
-    assert checks.serve_config_violations(docs, AdsConfig()) == []
+    assert checks.serve_config_violations(docs, in_image(AdsConfig())) == []
     if kind == "private":
         assert ("apps/v1", "Deployment") in kinds
         assert ("policy/v1", "PodDisruptionBudget") in kinds
@@ -148,7 +149,7 @@ def test_serve_config_passes_ray_serves_own_schema_and_matches_ads_config() -> N
     deployments = drifted["public"]["serveConfig"]["applications"][0]["deployments"]
     deployments[0]["autoscaling_config"]["downscale_delay_s"] = 7.5
     bad = render(drifted, NAMESPACES["public"])
-    problems = checks.serve_config_violations(bad, AdsConfig())
+    problems = checks.serve_config_violations(bad, in_image(AdsConfig()))
     assert problems == [
         "RayService/isthmus-ads: AdRanker.autoscaling_config.downscale_delay_s: 7.5 rendered, "
         f"{AdsConfig().autoscaling.downscale_delay_s} in AdsConfig"
