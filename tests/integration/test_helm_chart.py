@@ -230,3 +230,46 @@ def test_drills_are_off_by_default() -> None:
     for kind in ("private", "public"):
         docs = render(zone_base(kind), NAMESPACES[kind])
         assert not [d for d in docs if d["apiVersion"].startswith("chaos-mesh.org/")]
+
+
+def test_the_rendered_configs_are_what_the_services_accept() -> None:
+    """The gateway's topology and overrides, the private services' and events' settings, as
+    the processes will parse them: public zones dialled with mTLS, private ones plaintext."""
+    from services.core.config import ServerConfig
+    from services.gateway.config import from_topology
+    from services.private.config import PrivateZoneConfig
+    from services.topology import parse_topology
+
+    _, values = ci_values(CHART / "ci" / "private-observability-values.yaml")
+    docs = render(values, NAMESPACES["private"])
+    maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    topology = parse_topology(maps["isthmus-gateway"]["topology.yaml"], "<chart>")
+    overrides = yaml.safe_load(maps["isthmus-gateway"]["gateway.yaml"])
+    config = from_topology(topology, **overrides)
+    dial = {c.name: c.dial_tls(config.upstream_tls).enabled for c in config.clusters}
+    assert dial == {
+        "profile": False,
+        "orders": False,
+        "ads-a": True,
+        "events-a": True,
+        "ads-b": True,
+        "events-b": True,
+    }
+    assert config.server.health_listen is not None
+    assert config.server.listen.port == values["gateway"]["port"]
+    assert config.server.tls.require_client_cert
+    assert [c.name for c in config.auth.callers] == ["storefront", "checkout"]
+    private = PrivateZoneConfig.model_validate(
+        yaml.safe_load(maps["isthmus-services"]["private.yaml"])
+    )
+    assert private.database_url_env == "DATABASE_URL"
+    _, public = ci_values(CHART / "ci" / "public-values.yaml")
+    public_maps = {
+        d["metadata"]["name"]: d["data"]
+        for d in render(public, NAMESPACES["public"])
+        if d["kind"] == "ConfigMap"
+    }
+    events = ServerConfig.model_validate(
+        yaml.safe_load(public_maps["isthmus-services"]["events.yaml"])
+    )
+    assert events.tls.require_client_cert
