@@ -70,8 +70,13 @@ class PrivateZoneConfig(BaseModel):
     )
     database_url_env: str | None = Field(
         default=None,
-        description="Read the URL from this environment variable instead (Kubernetes: a "
-        "secretKeyRef), so a URL with a password never sits in a file or a command line.",
+        description="Read the URL from this environment variable instead, so a URL with a "
+        "password never sits in a config file or a command line.",
+    )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="Read the URL from this file instead (Kubernetes: a Secret mounted as a "
+        "file, which child processes do not inherit the way they inherit the environment).",
     )
     master_key: SecretRef = Field(
         default=SecretRef(file=Path("var/private/secrets/master.key"), create_if_missing=True),
@@ -87,7 +92,18 @@ class PrivateZoneConfig(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig, description="gRPC server.")
 
     def resolved_database_url(self) -> str:
-        """The URL to connect with: from `database_url_env` when set, else `database_url`."""
+        """The URL to connect with: from `database_url_file` or `database_url_env` when set,
+        else `database_url`."""
+        if self.database_url_file is not None:
+            try:
+                url = self.database_url_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"database_url_file: cannot read {self.database_url_file}: {exc.strerror}"
+                ) from exc
+            if not url:
+                raise ValueError(f"database_url_file: {self.database_url_file} is empty")
+            return url
         if self.database_url_env is None:
             return self.database_url
         url = os.environ.get(self.database_url_env, "").strip()

@@ -262,7 +262,7 @@ def test_the_rendered_configs_are_what_the_services_accept() -> None:
     private = PrivateZoneConfig.model_validate(
         yaml.safe_load(maps["isthmus-services"]["private.yaml"])
     )
-    assert private.database_url_env == "DATABASE_URL"
+    assert private.database_url_file == Path("/etc/isthmus/database/database-url")
     _, public = ci_values(CHART / "ci" / "public-values.yaml")
     public_maps = {
         d["metadata"]["name"]: d["data"]

@@ -40,7 +40,9 @@ def test_containerfile_rules(path: Path) -> None:
     for stage in parts:
         image = stage[0].split()[1]
         tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
-        assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"unpinned base {image}"
+        assert tag, f"unpinned base {image}"
+        assert tag != "latest", f"unpinned base {image}"
+        assert re.search(r"\d+\.\d+", tag), f"unpinned base {image}"
     final = parts[-1]
     users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
     assert users, "the final stage sets USER"
