@@ -47,6 +47,12 @@ locals {
 }
 
 resource "aws_s3_bucket" "this" {
+  # checkov:skip=CKV2_AWS_6:every bucket gets aws_s3_bucket_public_access_block.this (for_each); checkov links only one for_each instance
+  # checkov:skip=CKV_AWS_21:every bucket gets aws_s3_bucket_versioning.this (for_each); checkov links only one for_each instance
+  # checkov:skip=CKV_AWS_145:every bucket gets KMS encryption from aws_s3_bucket_server_side_encryption_configuration.this (for_each); checkov links only one instance
+  # checkov:skip=CKV2_AWS_62:no consumer of object events: the sync reads the landing log by its own checkpoint
+  # checkov:skip=CKV_AWS_144:each public zone is its own failure domain; the private zone's sync reads the landing log within retention_days and the export job republishes features
+  # checkov:skip=CKV_AWS_18:access logs of landing and features go to the audit bucket (aws_s3_bucket_logging.this); the audit bucket logging to itself would loop
   for_each      = local.buckets
   bucket_prefix = "${local.name}-${each.key}-"
   force_destroy = false
@@ -70,10 +76,30 @@ resource "aws_s3_bucket_versioning" "this" {
   }
 }
 
+data "aws_caller_identity" "this" {}
+
+data "aws_iam_policy_document" "kms" {
+  # A key policy's Resource "*" is the key itself (this is AWS's default key policy: the
+  # account administers its key through IAM).
+  # checkov:skip=CKV_AWS_111:a key policy; Resource "*" means this key only
+  # checkov:skip=CKV_AWS_356:a key policy; Resource "*" means this key only
+  # checkov:skip=CKV_AWS_109:a key policy; Resource "*" means this key only
+  statement {
+    sid       = "TheAccountAdministersItsKey"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.this.account_id}:root"]
+    }
+  }
+}
+
 resource "aws_kms_key" "this" {
   description             = "${local.name}: buckets and Kubernetes secrets"
   enable_key_rotation     = true
   deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
   tags                    = local.tags
 }
 
@@ -86,6 +112,29 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
       kms_master_key_id = aws_kms_key.this.arn
     }
     bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  for_each      = toset(["landing", "features"])
+  bucket        = aws_s3_bucket.this[each.key].id
+  target_bucket = aws_s3_bucket.this["audit"].id
+  target_prefix = "access-logs/${each.key}/"
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "kept" {
+  for_each = { features = 30, audit = 400 }
+  bucket   = aws_s3_bucket.this[each.key].id
+  rule {
+    id     = "expire-old-${each.key}"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = each.value
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
   }
 }
 
@@ -145,7 +194,7 @@ resource "aws_eks_cluster" "this" {
       key_arn = aws_kms_key.this.arn
     }
   }
-  enabled_cluster_log_types = ["api", "audit", "authenticator"]
+  enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
   tags                      = local.tags
   depends_on                = [aws_iam_role_policy_attachment.cluster]
 }
