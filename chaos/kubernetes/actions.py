@@ -1,0 +1,176 @@
+"""Actions on a Kubernetes deployment of isthmus: they change things. Plain functions with
+keyword arguments, as Chaos Toolkit calls them; each returns what it did.
+
+    kill_ray_worker_pods(percent=30, namespace=..., release=...)   public-nodes-30
+    delete_pods(label_selector=..., percent=..., namespace=...)     any workload
+    scale_deployment(name=..., replicas=..., namespace=...)         e.g. a zone's events
+    create_chaos(kind=..., name=..., spec=..., namespace=...)       a Chaos Mesh fault
+    delete_chaos(kind=..., name=..., namespace=...)                 its rollback
+
+Connection arguments on every activity: `kubeconfig`, `context`, `api_url` (cluster.py).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from chaos.kubernetes.cluster import CHAOS_GROUP, CHAOS_PLURALS, CHAOS_VERSION, api_client, selector
+
+
+def victims(names: list[str], percent: float, seed: int | None = None) -> list[str]:
+    """`percent` of `names`, rounded up (30% of 3 pods is 1; of 4 is 2), chosen at random
+    (pure; `seed` makes it repeatable)."""
+    if not 0 < percent <= 100:
+        raise ValueError(f"percent must be in (0, 100], not {percent}")
+    count = min(len(names), math.ceil(len(names) * percent / 100))
+    return sorted(random.Random(seed).sample(sorted(names), count))  # noqa: S311 (fault choice)
+
+
+def delete_pods(
+    label_selector: str,
+    percent: float = 30.0,
+    namespace: str = "default",
+    grace_period_s: int = 0,
+    seed: int | None = None,
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> list[str]:
+    """Delete `percent` (rounded up) of the running pods matching `label_selector`, with no
+    grace period by default (a node lost, not a rollout). Returns the pods deleted."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
+    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=label_selector).items
+    running = [str(p.metadata.name) for p in pods if p.status and p.status.phase == "Running"]
+    if not running:
+        raise RuntimeError(f"no running pod in {namespace} matches {label_selector}")
+    chosen = victims(running, percent, seed)
+    for name in chosen:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_period_s)
+    return chosen
+
+
+def kill_ray_worker_pods(
+    percent: float = 30.0,
+    namespace: str = "isthmus-public-a",
+    release: str = "isthmus",
+    seed: int | None = None,
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> list[str]:
+    """public-nodes-30 on Kubernetes: delete `percent` of the release's Ray worker pods (the
+    replicas on them go with them); KubeRay and Serve bring them back."""
+    return delete_pods(
+        selector(release, "ray-worker"),
+        percent,
+        namespace,
+        seed=seed,
+        kubeconfig=kubeconfig,
+        context=context,
+        api_url=api_url,
+    )
+
+
+def scale_deployment(
+    name: str,
+    replicas: int,
+    namespace: str = "default",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> int:
+    """Set a Deployment's replicas (its /scale subresource). Returns the previous count, for
+    the rollback to restore."""
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api_client(kubeconfig, context, api_url))
+    scale: Any = apps.read_namespaced_deployment_scale(name, namespace)
+    previous = int(scale.spec.replicas)
+    apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
+    return previous
+
+
+def create_chaos(
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    namespace: str = "default",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> str:
+    """Create a Chaos Mesh object (PodChaos, NetworkChaos, Schedule) in `namespace`, labelled
+    as a drill's so `delete_chaos` and reviewers find it. Returns its name."""
+    from kubernetes import client
+
+    plural = _plural(kind)
+    body = {
+        "apiVersion": f"{CHAOS_GROUP}/{CHAOS_VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": {"isthmus.io/drill": name}},
+        "spec": spec,
+    }
+    custom = client.CustomObjectsApi(api_client(kubeconfig, context, api_url))
+    custom.create_namespaced_custom_object(CHAOS_GROUP, CHAOS_VERSION, namespace, plural, body)
+    return name
+
+
+def delete_chaos(
+    kind: str,
+    name: str,
+    namespace: str = "default",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> bool:
+    """Delete a Chaos Mesh object (the fault stops); True if it existed. A rollback."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    custom = client.CustomObjectsApi(api_client(kubeconfig, context, api_url))
+    try:
+        custom.delete_namespaced_custom_object(
+            CHAOS_GROUP, CHAOS_VERSION, namespace, _plural(kind), name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _plural(kind: str) -> str:
+    if kind not in CHAOS_PLURALS:
+        raise ValueError(f"unknown Chaos Mesh kind {kind!r}; known: {', '.join(CHAOS_PLURALS)}")
+    return CHAOS_PLURALS[kind]
+
+
+def wait_for_ready_pods(
+    label_selector: str,
+    count: int | str,
+    namespace: str = "default",
+    timeout_s: float | str = 300.0,
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> float:
+    """Wait until at least `count` pods matching `label_selector` are Ready; returns the
+    seconds it took (the drill's time to recover). Raises after `timeout_s`."""
+    import time
+
+    from chaos.kubernetes.probes import ready_pods
+
+    count, timeout_s = int(count), float(timeout_s)  # experiment configuration gives strings
+    started = time.monotonic()
+    while True:
+        if ready_pods(label_selector, namespace, kubeconfig, context, api_url) >= count:
+            return round(time.monotonic() - started, 1)
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(
+                f"fewer than {count} pods {label_selector} Ready after {timeout_s:.0f}s"
+            )
+        time.sleep(1.0)

@@ -1,0 +1,113 @@
+"""The drills' Kubernetes target (chaos/kubernetes) through the real `kubernetes` client,
+against a FAKE API server (tests/support/fake_kube_api.py: the real API's paths and object
+shapes, one simulated controller that replaces deleted pods) -- no Kubernetes API server can
+run on this machine. Also the Kubernetes form of public-nodes-30, run by Chaos Toolkit's own
+`run_experiment` against that fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.kubernetes import actions, probes
+from chaos.kubernetes.cluster import selector
+from tests.support.fake_kube_api import FakeKubeApi
+
+pytestmark = pytest.mark.integration
+NS = "isthmus-public-a"
+WORKER = {"app.kubernetes.io/instance": "isthmus", "app.kubernetes.io/component": "ray-worker"}
+DRILL = (
+    Path(__file__).resolve().parents[2] / "chaos" / "drills" / "kubernetes" / "public-nodes-30.yaml"
+)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeKubeApi]:
+    with FakeKubeApi(respawn_s=1.0) as fake:
+        fake.add_pods(NS, WORKER, count=4, prefix="isthmus-ads-worker")
+        fake.add_pods(NS, {"app.kubernetes.io/component": "ray-head"}, count=1, prefix="head")
+        fake.add_custom(
+            "ray.io/v1",
+            "rayservices",
+            NS,
+            {
+                "apiVersion": "ray.io/v1",
+                "kind": "RayService",
+                "metadata": {"name": "isthmus-ads", "namespace": NS},
+                "status": {"serviceStatus": "Running", "numServeEndpoints": 4},
+            },
+        )
+        fake.add_deployment(NS, "events-a", replicas=2)
+        yield fake
+
+
+def test_victims_round_up_and_never_exceed_the_pods() -> None:
+    names = [f"p{i}" for i in range(10)]
+    assert len(actions.victims(names[:3], 30, seed=1)) == 1
+    assert len(actions.victims(names[:4], 30, seed=1)) == 2
+    assert len(actions.victims(names, 100, seed=1)) == 10
+    assert actions.victims(names, 30, seed=7) == actions.victims(names, 30, seed=7)
+    with pytest.raises(ValueError, match="percent"):
+        actions.victims(names, 0)
+
+
+def test_kill_worker_pods_deletes_only_the_release_workers_and_they_come_back(
+    api: FakeKubeApi,
+) -> None:
+    assert probes.ray_worker_pods_ready(NS, "isthmus", api_url=api.url) == 4
+    killed = actions.kill_ray_worker_pods(30, NS, "isthmus", seed=3, api_url=api.url)
+    assert len(killed) == 2  # 30% of 4, rounded up
+    assert all(name.startswith("isthmus-ads-worker") for name in killed)
+    assert api.deleted == killed
+    assert probes.ray_worker_pods_ready(NS, "isthmus", api_url=api.url) == 2
+    assert probes.ready_pods("app.kubernetes.io/component=ray-head", NS, api_url=api.url) == 1
+    took = actions.wait_for_ready_pods(
+        selector("isthmus", "ray-worker"), 4, NS, timeout_s=20, api_url=api.url
+    )
+    assert took < 20
+    assert probes.ray_worker_pods_ready(NS, "isthmus", api_url=api.url) == 4
+
+
+def test_no_matching_pod_is_an_error_not_a_silent_pass(api: FakeKubeApi) -> None:
+    with pytest.raises(RuntimeError, match="no running pod"):
+        actions.kill_ray_worker_pods(30, NS, "another-release", api_url=api.url)
+
+
+def test_rayservice_scale_and_chaos_objects(api: FakeKubeApi) -> None:
+    assert probes.rayservice_healthy("isthmus-ads", NS, api_url=api.url)
+    assert probes.serve_endpoints("isthmus-ads", NS, api_url=api.url) == 4
+    assert probes.deployment_available("events-a", NS, api_url=api.url)
+    assert actions.scale_deployment("events-a", 0, NS, api_url=api.url) == 2
+    assert not probes.deployment_available("events-a", NS, api_url=api.url)
+    assert actions.scale_deployment("events-a", 2, NS, api_url=api.url) == 0
+    spec = {"action": "pod-kill", "mode": "fixed-percent", "value": "30",
+            "selector": {"namespaces": [NS], "labelSelectors": WORKER}}  # fmt: skip
+    assert actions.create_chaos("PodChaos", "public-nodes", spec, NS, api_url=api.url)
+    stored = api.custom[("chaos-mesh.org/v1alpha1", "podchaos", NS, "public-nodes")]
+    assert stored["spec"] == spec
+    assert stored["metadata"]["labels"] == {"isthmus.io/drill": "public-nodes"}
+    assert actions.delete_chaos("PodChaos", "public-nodes", NS, api_url=api.url)
+    assert not actions.delete_chaos("PodChaos", "public-nodes", NS, api_url=api.url)
+    with pytest.raises(ValueError, match="unknown Chaos Mesh kind"):
+        actions.create_chaos("PodKiller", "x", {}, NS, api_url=api.url)
+
+
+def test_the_kubernetes_experiment_runs_under_chaos_toolkit(
+    api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+    from chaoslib.loader import load_experiment
+
+    monkeypatch.setenv("ISTHMUS_KUBE_API_URL", api.url)
+    monkeypatch.setenv("ISTHMUS_MIN_WORKERS", "4")
+    experiment = load_experiment(str(DRILL))
+    ensure_experiment_is_valid(experiment)
+    journal = run_experiment(experiment, settings={})
+    assert journal["status"] == "completed", journal
+    assert journal["deviated"] is False
+    killed = journal["run"][0]["output"]
+    assert len(killed) == 2
+    assert api.deleted == killed
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
