@@ -34,6 +34,7 @@ resource "aws_default_security_group" "this" {
 }
 
 resource "aws_flow_log" "this" {
+  depends_on           = [aws_s3_bucket_policy.audit]
   vpc_id               = aws_vpc.this.id
   traffic_type         = "ALL"
   log_destination_type = "s3"
@@ -55,7 +56,7 @@ resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_18:access logs of landing and features go to the audit bucket (aws_s3_bucket_logging.this); the audit bucket logging to itself would loop
   for_each      = local.buckets
   bucket_prefix = "${local.name}-${each.key}-"
-  force_destroy = false
+  force_destroy = var.force_destroy_buckets
   tags          = merge(local.tags, { "isthmus.io/purpose" = each.key })
 }
 
@@ -115,11 +116,64 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   }
 }
 
+# The audit bucket receives S3 access logs and VPC flow logs: only those two AWS services
+# may write into it, only for this account's buckets and VPC (a fake AWS refused the access
+# logs without this policy, as AWS does).
+data "aws_iam_policy_document" "audit" {
+  dynamic "statement" {
+    for_each = toset(["landing", "features"]) # one statement per logged bucket's prefix
+    content {
+      sid       = "S3AccessLogsOf${title(statement.key)}"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.this["audit"].arn}/access-logs/${statement.key}/*"]
+      principals {
+        type        = "Service"
+        identifiers = ["logging.s3.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.this.account_id]
+      }
+    }
+  }
+  statement {
+    sid       = "VpcFlowLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.this["audit"].arn}/AWSLogs/${data.aws_caller_identity.this.account_id}/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.this.account_id]
+    }
+  }
+  statement {
+    sid       = "VpcFlowLogsAclCheck"
+    actions   = ["s3:GetBucketAcl"]
+    resources = [aws_s3_bucket.this["audit"].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "audit" {
+  bucket     = aws_s3_bucket.this["audit"].id
+  policy     = data.aws_iam_policy_document.audit.json
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
 resource "aws_s3_bucket_logging" "this" {
   for_each      = toset(["landing", "features"])
   bucket        = aws_s3_bucket.this[each.key].id
   target_bucket = aws_s3_bucket.this["audit"].id
   target_prefix = "access-logs/${each.key}/"
+  depends_on    = [aws_s3_bucket_policy.audit]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "kept" {

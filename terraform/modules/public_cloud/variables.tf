@@ -84,3 +84,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "force_destroy_buckets" {
+  description = "Let `terraform destroy` delete buckets that still hold objects (audit logs included). Throwaway environments and tests only; off by default."
+  type        = bool
+  default     = false
+}
