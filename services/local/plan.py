@@ -28,6 +28,15 @@ from services.local.netns import NetPlan
 from services.public.ads.config import AdsConfig, ray_environment
 from services.topology.model import RayConfig, ServiceKind, Topology, ZoneKind
 
+# The public zones' compute (Ray nodes and the ads zone processes, which carry the replicas in
+# the minimal shape) runs at a lower CPU priority than the door and the private zone. Locally
+# every zone shares two cores, and the kernel shares CPU per thread: a replica starting up
+# (Ray's dozens of threads importing onnxruntime) starved the single-threaded gateways for a
+# few hundred ms, and Rank calls in flight missed their 300 ms deadline even with the bid-only
+# fallback (7 of ~1,600 Rank calls in each of two demo runs). In production the zones are separate machines;
+# niceness stands in for that isolation (as CPU requests do on Kubernetes).
+PUBLIC_COMPUTE_NICE = 10
+
 # Demo callers and what each may call (the gateway authorises caller x method).
 CALLERS: dict[str, list[str]] = {
     "storefront": [
@@ -63,6 +72,7 @@ class ProcessSpec:
     ready_marker: str = READY_LISTENING
     env: tuple[tuple[str, str], ...] = ()
     stop_signal: int = signal.SIGTERM
+    nice: int = 0  # CPU priority (0 = normal; higher = yields sooner); inherited by children
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,8 @@ def build(
                 if ray_address is not None:
                     argv += ("--ray-address", ray_address)
             timeout = 240.0 if kind is ServiceKind.ADS else 60.0
-            processes.append(ProcessSpec(service["name"], zone["name"], argv, timeout))
+            nice = PUBLIC_COMPUTE_NICE if kind is ServiceKind.ADS else 0
+            processes.append(ProcessSpec(service["name"], zone["name"], argv, timeout, nice=nice))
     address = f"{gateway_listen['host']}:{gateway_listen['port']}"
     for i in range(instances):
         config = gateway_file(run_dir, i, instances)
@@ -223,6 +234,7 @@ def ray_nodes(zone: str, ray: RayConfig, host: str, port: int, tmpdir: Path) -> 
         kind="ray-head",
         ready_marker=READY_RAY,
         env=env,
+        nice=PUBLIC_COMPUTE_NICE,
     )
     workers = [
         ProcessSpec(
@@ -239,6 +251,7 @@ def ray_nodes(zone: str, ray: RayConfig, host: str, port: int, tmpdir: Path) -> 
             kind="ray-worker",
             ready_marker=READY_RAY,
             env=env,
+            nice=PUBLIC_COMPUTE_NICE,
         )
         for i in range(1, ray.worker_nodes + 1)
     ]

@@ -194,7 +194,7 @@ class Supervisor:
         with log_path.open("ab") as log:
             child.log_offset = log.tell()
             child.proc = subprocess.Popen(  # noqa: S603 (our own CLI and ray, fixed arguments)
-                [*netns.exec_prefix(namespace), *spec.argv],
+                [*netns.exec_prefix(namespace), *_nice(spec.nice), *spec.argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -341,6 +341,11 @@ def _signal(pid: int, signum: int) -> None:
     if pid > 0:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
+
+
+def _nice(level: int) -> tuple[str, ...]:
+    """`nice` execs the command, so the supervised PID stays the process itself."""
+    return ("nice", "-n", str(level)) if level else ()
 
 
 def _kill_group(pid: int) -> None:
