@@ -33,8 +33,8 @@ from services.topology.model import RayConfig, ServiceKind, Topology, ZoneKind
 # every zone shares two cores, and the kernel shares CPU per thread: a replica starting up
 # (Ray's dozens of threads importing onnxruntime) starved the single-threaded gateways for a
 # few hundred ms, and Rank calls in flight missed their 300 ms deadline even with the bid-only
-# fallback (7 of ~1,600 Rank calls in each of two demo runs). In production the zones are separate machines;
-# niceness stands in for that isolation (as CPU requests do on Kubernetes).
+# fallback (7 of ~1,600 Rank calls in each of two demo runs). In production the zones are
+# separate machines; niceness stands in for that isolation (as CPU requests do on Kubernetes).
 PUBLIC_COMPUTE_NICE = 10
 
 # Demo callers and what each may call (the gateway authorises caller x method).
