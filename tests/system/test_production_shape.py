@@ -162,7 +162,13 @@ def test_packet_loss_on_the_public_link_fails_no_call(platform: Path) -> None:
 def test_drill_fails_without_its_protection(
     platform: Path, name: str, protection: str, deviation: str
 ) -> None:
-    result = drill(platform, name, "--without", protection)
+    # Without retries a killed replica fails only the calls in flight on it at that instant
+    # (the gateway stops picking it at once): at 15 calls/s one kill may catch none (CI saw
+    # that once), so the drill gets up to three kills to show what the protection prevents.
+    for _ in range(3):
+        result = drill(platform, name, "--without", protection)
+        if result["verdict"] != "passed":
+            break
     assert result["verdict"] == "deviated", result["_report"]
     assert result["_returncode"] == 1
     failing = [p["name"] for p in result["probes"] if not p["ok"]]
