@@ -35,6 +35,7 @@ from services.topology.model import RayConfig, ServiceKind, Topology, ZoneKind
 # few hundred ms, and Rank calls in flight missed their 300 ms deadline even with the bid-only
 # fallback (7 of ~1,600 Rank calls in each of two demo runs). In production the zones are
 # separate machines; niceness stands in for that isolation (as CPU requests do on Kubernetes).
+# The supervisor nices each such process's session too (autogroup: see supervisor.py).
 PUBLIC_COMPUTE_NICE = 10
 
 # Demo callers and what each may call (the gateway authorises caller x method).

@@ -143,3 +143,41 @@ def test_a_held_process_stays_down_until_released_and_stops_with_its_own_signal(
     # 45 s grace and the SIGKILL sweep.
     assert time.monotonic() - started < 10
     assert not is_running(second.pid)
+
+
+AUTOGROUP = Path(f"/proc/{os.getpid()}/autogroup").exists()
+
+
+@pytest.mark.skipif(not AUTOGROUP, reason="the kernel runs without autogroup scheduling")
+def test_a_niced_process_gets_a_niced_session_and_a_plain_one_does_not(tmp_path: Path) -> None:
+    """Each child runs in a session of its own; under autogroup scheduling its nice value
+    only counts inside that session, so the supervisor nices the session as well."""
+    child = READY + "import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
+    child += "'import time; time.sleep(120)']); time.sleep(120)"
+    plan = LocalPlan(
+        tmp_path,
+        (
+            ProcessSpec("compute", "z", python(child), nice=10),
+            ProcessSpec("door", "z", python(READY + "time.sleep(120)")),
+        ),
+        {},
+        "127.0.0.1:1",
+        None,
+    )
+    run_id = uuid.uuid4().hex
+    supervisor = Supervisor(plan, run_id, say=lambda _line: None)
+    supervisor.start_all()
+    try:
+        state = RunState.load(state_path(tmp_path))
+        compute, door = state.process("compute").pid, state.process("door").pid
+        assert Path(f"/proc/{compute}/autogroup").read_text().split()[-1] == "10"
+        assert Path(f"/proc/{door}/autogroup").read_text().split()[-1] == "0"
+        assert os.getpriority(os.PRIO_PROCESS, compute) == 10
+        wait_for(lambda: len(run_processes(run_id)) >= 3)
+        grandchild = next(p for p in run_processes(run_id) if p not in (compute, door))
+        # the compute process's own children share its niced session
+        same = Path(f"/proc/{grandchild}/autogroup").read_text()
+        assert same == Path(f"/proc/{compute}/autogroup").read_text()
+    finally:
+        supervisor.stop()
+        supervisor.shutdown()
