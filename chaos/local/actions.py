@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -359,74 +358,6 @@ def wait_for_replicas(
             return running
         time.sleep(0.5)
     raise RuntimeError(f"{zone} did not reach {at_least} replicas within {timeout_s:.0f}s")
-
-
-# ---- the sync job ------------------------------------------------------------------------
-def kill_sync_mid_batch(
-    kills: int = 3, timeout_s: float = 120.0, run_dir: str = DEFAULT_RUN_DIR
-) -> int:
-    """Start `isthmus sync events` and SIGKILL it (the driver and its JVM) right after it has
-    planned a micro-batch it has not committed, `kills` times, while events keep landing.
-    Returns how many kills landed mid-batch."""
-    import subprocess
-
-    from services.local.demo import sync_command
-
-    drill = context.current()
-    platform = Platform.load(run_dir)
-    offsets = _events_checkpoint(platform) / "offsets"
-    landed = 0
-    drill.fault_begins(f"sync job SIGKILLed mid-batch, {kills} times")
-    for attempt in range(1, kills + 1):
-        known = _batches(offsets)
-        log = (platform.run_dir / "logs" / "sync-killed.log").open("ab")
-        proc = subprocess.Popen(  # noqa: S603 (our own CLI)
-            sync_command(platform.state, platform.run_dir, "events"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            planned = _batches(offsets) - known
-            if planned:
-                os.killpg(proc.pid, signal.SIGKILL)
-                landed += 1
-                drill.event(f"sync killed after planning batch {max(planned)} (kill {attempt})")
-                break
-            time.sleep(0.05)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            drill.event(f"kill {attempt}: the sync ended before planning a batch")
-        proc.wait()
-        log.close()
-    return landed
-
-
-def run_sync(run_dir: str = DEFAULT_RUN_DIR) -> dict[str, Any]:
-    """Run `isthmus sync events` to completion (the sync catching up); marks the moment, so
-    reconciliation judges the events acknowledged before it."""
-    from services.local.demo import run_sync as run_job
-
-    drill = context.current()
-    drill.sync_cutoff = drill.now()
-    platform = Platform.load(run_dir)
-    report = run_job(platform.state, platform.run_dir, "events")
-    drill.fault_ends(f"sync caught up ({report.get('landing_lines', '?')} lines)")
-    return report
-
-
-def _events_checkpoint(platform: Platform) -> Path:
-    from ray_jobs.sync.config import Locations
-
-    return Locations.from_spec(platform.topology.data).events_checkpoint.path
-
-
-def _batches(directory: Path) -> set[int]:
-    if not directory.is_dir():
-        return set()
-    return {int(p.name) for p in directory.iterdir() if p.name.isdigit()}
 
 
 # ---- packet loss on a zone's link ---------------------------------------------------------

@@ -218,7 +218,7 @@ def events_not_exactly_once(run_dir: str = DEFAULT_RUN_DIR) -> int:
 
     drill = context.current()
     if drill.sync_cutoff is None:
-        raise RuntimeError("no sync run in this drill: run chaos.local.actions.run_sync first")
+        raise RuntimeError("no sync run in this drill: run chaos.local.sync.run_sync first")
     acknowledged = {e for e, t in drill.load.events.items() if t < drill.sync_cutoff}
     platform = Platform.load(run_dir)
     sink = Locations.from_spec(platform.topology.data).events.path

@@ -52,12 +52,20 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from ray_jobs.sync.allowlist import NotAllowlisted
+    from ray_jobs.sync.completeness import SyncIncomplete
     from ray_jobs.sync.erasure import SyncBusy
     from ray_jobs.sync.export_features import ExportRefused
 
     try:
         return _run(args)
-    except (SyncBusy, ExportRefused, NotAllowlisted, ValueError, FileNotFoundError) as exc:
+    except (
+        SyncBusy,
+        SyncIncomplete,
+        ExportRefused,
+        NotAllowlisted,
+        ValueError,
+        FileNotFoundError,
+    ) as exc:
         print(f"isthmus sync {args.job}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

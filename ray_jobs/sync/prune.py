@@ -1,11 +1,14 @@
 """Prune the public landing log of files the sync has finished with.
 
 A landing file may go once every query that reads the landing log (events and quarantine)
-has read it in a batch it committed: the file source's log (`sources/0/<batch>`, with
-`<batch>.compact` every few batches holding all earlier entries) names the files of each
-batch, and `commits/<batch>` marks a batch done. Spark's own `cleanSource` cannot do this
-here because two queries read the same directory (its docs rule that out). Without pruning,
-the landing log -- and everything that scans the public zone -- grows with every day.
+has read it in a batch it committed: `commits/<batch>` marks a batch done, `offsets/<batch>`
+says up to which source log id it read, and the file source's log (`sources/0/<id>`, with
+`<id>.compact` every few ids holding all earlier entries) names the files of each id.
+(Batch ids are not source log ids: reading `sources/0/<batch>` as batch <batch>'s files, as
+this module once did, pruned files of a planned but uncommitted batch.) Spark's own
+`cleanSource` cannot do this here because two queries read the same directory (its docs rule
+that out). Without pruning, the landing log -- and everything that scans the public zone --
+grows with every day.
 
 Pure reading of the checkpoints; the only I/O that changes anything is `prune_landing`.
 """
@@ -24,27 +27,72 @@ def committed_batches(checkpoint: Path) -> set[int]:
     return {int(p.name) for p in commits.iterdir() if p.name.isdigit()}
 
 
-def committed_files(checkpoint: Path) -> set[Path]:
-    """Local paths of every source file in a committed batch of the query at `checkpoint`."""
-    done = committed_batches(checkpoint)
+def source_offset(checkpoint: Path, batch: int) -> int | None:
+    """The file source's log offset that batch `batch` read up to (`offsets/<batch>`: a
+    version line, the batch's metadata, then the source's offset), or None when unplanned.
+    Batch ids and source log ids differ: a stateful query also runs batches without new
+    files (to move its watermark), which plan no new source entries."""
+    entry = checkpoint / "offsets" / str(batch)
+    if batch < 0 or not entry.is_file():
+        return None
+    lines = [line for line in entry.read_text().splitlines() if line.strip()]
+    offset = json.loads(lines[-1]).get("logOffset") if len(lines) >= 3 else None
+    return int(offset) if offset is not None else None
+
+
+def source_entries(checkpoint: Path) -> dict[int, set[Path]]:
+    """Every file the source has planned, by source log id (from `sources/0/<id>` and the
+    `<id>.compact` files that hold all entries up to theirs)."""
     sources = checkpoint / "sources" / "0"
+    entries: dict[int, set[Path]] = {}
     if not sources.is_dir():
+        return entries
+    for log in sources.iterdir():
+        if not log.name.split(".", 1)[0].isdigit() or log.name.endswith(".crc"):
+            continue
+        for line in log.read_text().splitlines()[1:]:  # the first line is the version
+            if line.strip():
+                record = json.loads(line)
+                entries.setdefault(int(record["batchId"]), set()).add(local_path(record["path"]))
+    return entries
+
+
+def planned_in(checkpoint: Path, batch: int) -> set[Path]:
+    """The files batch `batch` planned: source log ids after the previous batch's offset, up
+    to its own."""
+    upto = source_offset(checkpoint, batch)
+    if upto is None:
+        return set()
+    after = source_offset(checkpoint, batch - 1)
+    after = -1 if after is None else after
+    files: set[Path] = set()
+    for log_id, paths in source_entries(checkpoint).items():
+        if after < log_id <= upto:
+            files |= paths
+    return files
+
+
+def committed_files(checkpoint: Path) -> set[Path]:
+    """Local paths of every source file the query at `checkpoint` has read in a committed
+    batch: source log ids up to the offset of its latest committed batch."""
+    done = committed_batches(checkpoint)
+    upto = source_offset(checkpoint, max(done)) if done else None
+    if upto is None:
         return set()
     files: set[Path] = set()
-    for entry in sources.iterdir():
-        batch = entry.name.split(".", 1)[0]
-        if not batch.isdigit() or int(batch) not in done:
-            continue
-        for line in entry.read_text().splitlines()[1:]:  # the first line is the version
-            if line.strip():
-                files.add(_local_path(json.loads(line)["path"]))
+    for log_id, paths in source_entries(checkpoint).items():
+        if log_id <= upto:
+            files |= paths
     return files
 
 
 def prunable(checkpoints: list[Path]) -> set[Path]:
-    """Files every query has committed (nothing when a query has no checkpoint yet)."""
+    """Files every query has committed (nothing when a query has no checkpoint yet), except
+    those a committed batch did not read (completeness.py: they wait to be landed again)."""
+    from ray_jobs.sync.completeness import recorded
+
     sets = [committed_files(c) for c in checkpoints]
-    return set.intersection(*sets) if sets else set()
+    return (set.intersection(*sets) - recorded(checkpoints)) if sets else set()
 
 
 def prune_landing(landing: Path, checkpoints: list[Path]) -> int:
@@ -59,6 +107,6 @@ def prune_landing(landing: Path, checkpoints: list[Path]) -> int:
     return removed
 
 
-def _local_path(uri: str) -> Path:
+def local_path(uri: str) -> Path:
     parsed = urlparse(uri)
     return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).resolve()

@@ -183,9 +183,24 @@ def start(
 
 def run_available_now(spark: SparkSession, spec: DataSpec, locs: Locations) -> SyncReport:
     """Process every landing file not yet synced, then return."""
+    from ray_jobs.sync import completeness
+    from ray_jobs.sync.prune import committed_batches
+
+    local = locs.landing.is_local and locs.events_checkpoint.is_local
+    checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path] if local else []
+    completeness.reland(checkpoints)
+    before = {c: committed_batches(c) for c in checkpoints}
     events, quarantine = start(spark, spec, locs)
-    events.awaitTermination()
-    quarantine.awaitTermination()
+    failure: Exception | None = None
+    for query in (events, quarantine):
+        try:
+            query.awaitTermination()
+        except Exception as exc:  # re-raised below, after the check
+            failure = failure or exc
+    # Even when one query failed, the other may have committed a batch that skipped files.
+    completeness.check({c: committed_batches(c) - before[c] for c in checkpoints})
+    if failure is not None:
+        raise failure
     progress = events.recentProgress
     return SyncReport(
         batches=sum(1 for p in progress if p["numInputRows"] > 0),

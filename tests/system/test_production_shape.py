@@ -117,6 +117,7 @@ DRILLS = [
     "gateway-instance-killed",
     "zone-out",
     "sync-killed",
+    "sync-partition",
     "db-down",
 ]
 
@@ -128,6 +129,8 @@ def test_drill_passes(platform: Path, name: str) -> None:
     assert result["_returncode"] == 0
     assert result["restored"]["ok"], result["_report"]
     assert result["fault_windows"], result["_report"]  # the fault really happened
+    if name == "sync-partition":  # a cut run fails loudly instead of committing a short batch
+        assert any("the sync exited 1" in e["what"] for e in result["events"]), result["_report"]
 
 
 def test_gateway_instance_kill_is_counted_by_the_supervisor(platform: Path) -> None:

@@ -1,0 +1,190 @@
+"""Actions on the sync job (the Spark job in the private zone that moves the public landing
+log into the private warehouse): they change things.
+
+The local sync reads the landing log as files; in production it reads a bucket across the
+link between the clouds. `cut_sync_path` cuts that path for one sync run the way a partition
+looks to the job -- files it has already planned to read are gone mid-batch -- by mounting an
+empty read-only tmpfs over the landing directory inside the job's own mount namespace (the
+zone namespace's `ip netns exec` gives it one; without isolation `unshare --mount` does). The
+events service keeps landing events on the real directory meanwhile, and the mount dies with
+the job, so nothing outside it is touched and there is nothing to undo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from chaos import context
+from chaos.local.platform import DEFAULT_RUN_DIR, Platform
+
+
+def kill_sync_mid_batch(
+    kills: int = 3, timeout_s: float = 120.0, run_dir: str = DEFAULT_RUN_DIR
+) -> int:
+    """Start `isthmus sync events` and SIGKILL it (the driver and its JVM) right after it has
+    planned a micro-batch it has not committed, `kills` times, while events keep landing.
+    Returns how many kills landed mid-batch."""
+    drill = context.current()
+    platform = Platform.load(run_dir)
+    checkpoint = _events_checkpoint(platform)
+    offsets = checkpoint / "offsets"
+    landed = 0
+    drill.fault_begins(f"sync job SIGKILLed mid-batch, {kills} times")
+    for attempt in range(1, kills + 1):
+        known = _batches(offsets)
+        with _log(platform, "sync-killed") as log:
+            proc = _start_sync(platform, log)
+            planned = _wait_for_a_planned_batch(proc, checkpoint, known, timeout_s)
+            if planned is not None:
+                landed += 1
+                drill.event(f"sync killed after planning batch {planned} (kill {attempt})")
+            else:
+                drill.event(f"kill {attempt}: the sync ended before planning a batch")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return landed
+
+
+def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAULT_RUN_DIR) -> int:
+    """Start `isthmus sync events` and, once it has planned a micro-batch, cut its path to the
+    landing log (the planned files vanish from its view), `cuts` times, while events keep
+    landing. The fault window stays open until `run_sync` heals the path. Returns how many
+    cut runs failed (the sync must not end as if it had read what it could not)."""
+    drill = context.current()
+    platform = Platform.load(run_dir)
+    landing = _locations(platform).landing.path
+    checkpoint = _events_checkpoint(platform)
+    offsets, commits = checkpoint / "offsets", checkpoint / "commits"
+    failed = 0
+    drill.fault_begins(f"the sync's path to the landing log cut mid-batch, {cuts} times")
+    for attempt in range(1, cuts + 1):
+        known = _batches(offsets)
+        with _log(platform, "sync-partition") as log:
+            proc = _start_sync(platform, log, own_mounts=platform.net is None)
+            planned = _wait_for_a_planned_batch(proc, checkpoint, known, timeout_s)
+            if planned is None:
+                drill.event(f"cut {attempt}: the sync ended before planning a batch")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                continue
+            _cover(proc.pid, landing)
+            drill.event(f"path cut after the sync planned batch {planned} (cut {attempt})")
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                code = proc.wait()
+                drill.event(f"cut {attempt}: the sync hung on the cut path; killed")
+        committed = planned in _batches(commits)
+        if code != 0:
+            failed += 1
+        drill.event(
+            f"cut {attempt}: the sync exited {code}; batch {planned} "
+            + ("committed" if committed else "not committed")
+        )
+    return failed
+
+
+def run_sync(run_dir: str = DEFAULT_RUN_DIR) -> dict[str, Any]:
+    """Run `isthmus sync events` to completion (the sync catching up, the path healed); marks
+    the moment, so reconciliation judges the events acknowledged before it."""
+    from services.local.demo import run_sync as run_job
+
+    drill = context.current()
+    drill.sync_cutoff = drill.now()
+    platform = Platform.load(run_dir)
+    report = run_job(platform.state, platform.run_dir, "events")
+    drill.fault_ends(f"sync caught up ({report.get('landing_lines', '?')} lines)")
+    return report
+
+
+def _start_sync(
+    platform: Platform, log: IO[bytes], own_mounts: bool = False
+) -> subprocess.Popen[bytes]:
+    """The sync as the private zone runs it, in a process group of its own (its JVM too)."""
+    from services.local.demo import sync_command
+
+    command = sync_command(platform.state, platform.run_dir, "events")
+    if own_mounts:  # `ip netns exec` gives a mount namespace; on the host, ask for one
+        command = [
+            shutil.which("unshare") or "/usr/bin/unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            *command,
+        ]
+    return subprocess.Popen(  # noqa: S603 (our own CLI)
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_for_a_planned_batch(
+    proc: subprocess.Popen[bytes], checkpoint: Path, known: set[int], timeout_s: float
+) -> int | None:
+    """The id of the first batch beyond `known` that the running sync plans with landing
+    files in it (the events query also plans batches without files, to move its watermark);
+    None when it ended (or the time ran out) first."""
+    from ray_jobs.sync.prune import planned_in
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        for batch in sorted(_batches(checkpoint / "offsets") - known):
+            if planned_in(checkpoint, batch):
+                return batch
+            known.add(batch)  # a batch without files: wait for the next one
+        time.sleep(0.05)
+    return None
+
+
+def _cover(pid: int, directory: Path) -> None:
+    """An empty read-only tmpfs over `directory`, in `pid`'s mount namespace only."""
+    subprocess.run(  # noqa: S603 (fixed tools, the sync's own namespace)
+        [
+            shutil.which("nsenter") or "/usr/bin/nsenter",
+            f"--target={pid}",
+            "--mount",
+            "--",
+            shutil.which("mount") or "/usr/bin/mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "ro,size=4k",
+            "isthmus-cut",
+            str(directory),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+@contextlib.contextmanager
+def _log(platform: Platform, name: str) -> Any:
+    with (platform.run_dir / "logs" / f"{name}.log").open("ab") as log:
+        yield log
+
+
+def _locations(platform: Platform) -> Any:
+    from ray_jobs.sync.config import Locations
+
+    return Locations.from_spec(platform.topology.data)
+
+
+def _events_checkpoint(platform: Platform) -> Path:
+    path: Path = _locations(platform).events_checkpoint.path
+    return path
+
+
+def _batches(directory: Path) -> set[int]:
+    if not directory.is_dir():
+        return set()
+    return {int(p.name) for p in directory.iterdir() if p.name.isdigit()}
