@@ -149,10 +149,14 @@ def test_private_partition_fails_fast_and_closed(platform: Path) -> None:
 
 
 @pytest.mark.skipif(not ISOLATE, reason="needs root, `ip` and `nft` in the zone namespaces")
-def test_packet_loss_on_the_public_link_fails_no_call(platform: Path) -> None:
+def test_latency_and_loss_on_the_public_link_fail_no_call(platform: Path) -> None:
     result = drill(platform, "latency-loss")
     assert result["verdict"] == "passed", result["_report"]
-    assert result["restored"]["ok"], result["_report"]  # no drop rule left behind
+    assert result["restored"]["ok"], result["_report"]  # no drop or DNAT rule left behind
+    # the gateway's calls to public-a really went through the delay proxy
+    relayed = [e["what"] for e in result["events"] if "delay proxy to public-a" in e["what"]]
+    assert relayed, result["_report"]
+    assert not relayed[0].endswith("relayed 0 connections, 0 bytes"), result["_report"]
 
 
 @pytest.mark.parametrize(
