@@ -26,9 +26,6 @@ from services.public.ads.config import AdsConfig
 from services.topology.model import ServiceKind, Topology, ZoneKind, ZoneSpec
 
 DEFAULT_DOMAIN = "isthmus.internal"
-# Inside a Kubernetes pod a server binds every interface of the pod's own network namespace
-# (the pod IP is not known when values are written); never used for local runs.
-POD_LISTEN_HOST = "0.0.0.0"  # noqa: S104 (a pod's own namespace, chosen here explicitly)
 EVENTS_PORT = 50072
 
 
@@ -75,7 +72,7 @@ def zone_values(
         config = in_image(ads or AdsConfig())
         values["public"] = {
             "workerGroup": _worker_group(zone, config),
-            "serveConfig": serve_config(config, POD_LISTEN_HOST),
+            "serveConfig": serve_config(config),
         }
     ChartValues.model_validate(values)  # the chart's own schema, before Helm sees it
     return values

@@ -34,13 +34,13 @@ def in_image(ads: AdsConfig) -> AdsConfig:
     )
 
 
-def serve_config(ads: AdsConfig, http_host: str) -> dict[str, Any]:
-    """Serve's deploy schema (ray.serve.schema.ServeDeploySchema) for the ranking app. The
-    caller chooses where Serve's HTTP proxy binds (no default: a pod binds its own network
-    namespace's interfaces, see helm_values.POD_LISTEN_HOST)."""
+def serve_config(ads: AdsConfig) -> dict[str, Any]:
+    """Serve's deploy schema (ray.serve.schema.ServeDeploySchema) for the ranking app. Where
+    Serve's HTTP proxy binds is not decided here: the chart sets `http_options.host` from its
+    `podListenHost` value (a pod's own network namespace)."""
     return {
         "proxy_location": "EveryNode",
-        "http_options": {"host": http_host, "port": HTTP_PORT},
+        "http_options": {"port": HTTP_PORT},
         "grpc_options": {"port": GRPC_PORT, "grpc_servicer_functions": [SERVICER]},
         "applications": [
             {
@@ -59,7 +59,7 @@ def serve_config(ads: AdsConfig, http_host: str) -> dict[str, Any]:
 def serve_config_drift(rendered: dict[str, Any], ads: AdsConfig) -> list[str]:
     """Where a rendered serveConfigV2 differs from what `ads` says (empty = none): the
     ranking deployment's options and the app's args, field by field."""
-    expected = serve_config(ads, "")["applications"][0]  # the app only: no host compared
+    expected = serve_config(ads)["applications"][0]
     apps = [a for a in rendered.get("applications", []) if a.get("name") == ads.app_name]
     if len(apps) != 1:
         return [f"serveConfigV2 has {len(apps)} applications named {ads.app_name!r}, not 1"]

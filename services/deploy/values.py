@@ -246,6 +246,12 @@ class ChartValues(_Values):
     private: Private = Field(default_factory=Private, description="Private zone settings.")
     public: Public = Field(default_factory=Public, description="Public zone settings.")
     network_policy: bool = Field(default=True, description="Default deny plus allow rules.")
+    pod_listen_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 (the chart's choice for pods, never a local run's)
+        min_length=1,
+        description="Where every server binds inside its pod: all interfaces of the pod's own "
+        "network namespace (the pod IP is unknown when values are written).",
+    )
     observability: Observability = Field(default_factory=Observability, description="Metrics.")
     peak_season: PeakSeason = Field(default_factory=PeakSeason, description="Scale windows.")
     drills: Drills = Field(default_factory=Drills, description="Chaos Mesh drills.")

@@ -139,6 +139,11 @@ def test_serve_config_passes_ray_serves_own_schema_and_matches_ads_config() -> N
     service = next(d for d in docs if d["kind"] == "RayService")
     config = yaml.safe_load(service["spec"]["serveConfigV2"])
     ServeDeploySchema.model_validate(config)
+    # Where Serve binds inside the pod is the chart's podListenHost value, and only that.
+    assert config["http_options"]["host"] == "0.0.0.0"  # values.yaml's default
+    chosen = render({**zone_base("public"), "podListenHost": "::"}, NAMESPACES["public"])
+    ray_service = next(d for d in chosen if d["kind"] == "RayService")
+    assert yaml.safe_load(ray_service["spec"]["serveConfigV2"])["http_options"]["host"] == "::"
     for app in config["applications"]:
         for deployment in app["deployments"]:
             scaling = deployment["autoscaling_config"]
