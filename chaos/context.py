@@ -39,6 +39,14 @@ class Drill:
         with self.lock:
             self.events.append((self.now(), what))
 
+    def undo_now(self, *keys: str) -> None:
+        """Undo these registered faults now (those not registered, or undone already, are
+        skipped), so the rollback does not undo them again."""
+        for key in keys:
+            restore = self.undo.pop(key, None)
+            if restore is not None:
+                restore()
+
     def fault_begins(self, what: str) -> None:
         """A new fault window; a fault added on top of an open one starts a window of its
         own (zone-out: public-a out, then public-a and public-b out)."""

@@ -149,10 +149,7 @@ def take_zone_out(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> str
 def bring_zone_back(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> None:
     """Undo take_zone_out for `zone`."""
     drill = context.current()
-    for key in (f"link:{zone}", f"frozen:{zone}"):
-        undo = drill.undo.pop(key, None)
-        if undo is not None:
-            undo()
+    drill.undo_now(f"link:{zone}", f"frozen:{zone}")
     drill.fault_ends(f"{zone} back")
 
 
@@ -391,9 +388,7 @@ def drop_packets(zone: str = "public-a", percent: int = 10, run_dir: str = DEFAU
 def stop_dropping(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> None:
     """Undo drop_packets."""
     drill = context.current()
-    undo = drill.undo.pop(f"nft:{zone}", None)
-    if undo is not None:
-        undo()
+    drill.undo_now(f"nft:{zone}")
     drill.fault_ends(f"packet loss on the link to {zone} ended")
 
 

@@ -50,7 +50,7 @@ def start_database(run_dir: str = DEFAULT_RUN_DIR, timeout_s: float = 90.0) -> f
     platform = Platform.load(run_dir)
     server = _server(platform)
     hold_path(platform.run_dir, server.name).unlink(missing_ok=True)
-    drill.undo.pop("database", None)
+    drill.undo_now("database")  # the same release, registered by stop_database
     released = time.monotonic()
     deadline = released + timeout_s
     while time.monotonic() < deadline:

@@ -89,9 +89,7 @@ def add_latency(
 def remove_latency(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> None:
     """Undo add_latency."""
     drill = context.current()
-    undo = drill.undo.pop(f"latency:{zone}", None)
-    if undo is not None:
-        undo()
+    drill.undo_now(f"latency:{zone}")
     drill.fault_ends(f"latency on the link to {zone} removed")
 
 

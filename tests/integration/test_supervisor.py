@@ -44,19 +44,19 @@ def wait_for(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-unt
     raise AssertionError(f"not within {timeout_s}s")
 
 
+def supervisor_for(run_dir: Path, *specs: ProcessSpec) -> Supervisor:
+    """A supervisor over `specs` alone (no namespaces, no files), with a fresh run id."""
+    plan = LocalPlan(run_dir, specs, {}, "127.0.0.1:1", None)
+    return Supervisor(plan, uuid.uuid4().hex, say=lambda _line: None)
+
+
 def test_a_dying_process_is_restarted_with_back_off_and_counted(tmp_path: Path) -> None:
-    plan = LocalPlan(
+    supervisor = supervisor_for(
         tmp_path,
-        (
-            ProcessSpec("steady", "z", python(READY + "time.sleep(120)")),
-            ProcessSpec("flaky", "z", python(READY + "time.sleep(0.3); raise SystemExit(3)")),
-        ),
-        {},
-        "127.0.0.1:1",
-        None,
+        ProcessSpec("steady", "z", python(READY + "time.sleep(120)")),
+        ProcessSpec("flaky", "z", python(READY + "time.sleep(0.3); raise SystemExit(3)")),
     )
-    run_id = uuid.uuid4().hex
-    supervisor = Supervisor(plan, run_id, say=lambda _line: None)
+    run_id = supervisor.state.run_id
     supervisor.start_all()
     watcher = threading.Thread(target=supervisor.watch)
     watcher.start()
@@ -79,14 +79,10 @@ def test_a_dying_process_is_restarted_with_back_off_and_counted(tmp_path: Path) 
 
 
 def test_a_process_that_never_gets_ready_fails_the_start(tmp_path: Path) -> None:
-    plan = LocalPlan(
+    supervisor = supervisor_for(
         tmp_path,
-        (ProcessSpec("mute", "z", python("import time; time.sleep(60)"), ready_timeout_s=1.0),),
-        {},
-        "127.0.0.1:1",
-        None,
+        ProcessSpec("mute", "z", python("import time; time.sleep(60)"), ready_timeout_s=1.0),
     )
-    supervisor = Supervisor(plan, uuid.uuid4().hex, say=lambda _line: None)
     with pytest.raises(StartError, match="mute did not start"):
         supervisor.start_all()
     supervisor.shutdown()
@@ -105,14 +101,10 @@ def test_a_held_process_stays_down_until_released_and_stops_with_its_own_signal(
         "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         "print('listening on 127.0.0.1:1', flush=True); time.sleep(120)"
     )
-    plan = LocalPlan(
+    supervisor = supervisor_for(
         tmp_path,
-        (ProcessSpec("db", "z", python(on_int), stop_signal=signal.SIGINT),),
-        {},
-        "127.0.0.1:1",
-        None,
+        ProcessSpec("db", "z", python(on_int), stop_signal=signal.SIGINT),
     )
-    supervisor = Supervisor(plan, uuid.uuid4().hex, say=lambda _line: None)
     supervisor.start_all()
     watcher = threading.Thread(target=supervisor.watch)
     watcher.start()
@@ -154,18 +146,12 @@ def test_a_niced_process_gets_a_niced_session_and_a_plain_one_does_not(tmp_path:
     only counts inside that session, so the supervisor nices the session as well."""
     child = READY + "import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
     child += "'import time; time.sleep(120)']); time.sleep(120)"
-    plan = LocalPlan(
+    supervisor = supervisor_for(
         tmp_path,
-        (
-            ProcessSpec("compute", "z", python(child), nice=10),
-            ProcessSpec("door", "z", python(READY + "time.sleep(120)")),
-        ),
-        {},
-        "127.0.0.1:1",
-        None,
+        ProcessSpec("compute", "z", python(child), nice=10),
+        ProcessSpec("door", "z", python(READY + "time.sleep(120)")),
     )
-    run_id = uuid.uuid4().hex
-    supervisor = Supervisor(plan, run_id, say=lambda _line: None)
+    run_id = supervisor.state.run_id
     supervisor.start_all()
     try:
         state = RunState.load(state_path(tmp_path))

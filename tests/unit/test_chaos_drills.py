@@ -137,3 +137,16 @@ def test_load_windows_split_by_class_and_method() -> None:
     assert load.window(0, 5, method="AdService/Rank").success_ratio == 1.0
     assert load.window(0, 5, public=False).total == 1
     assert load.window(3, 5).success_ratio is None  # nothing measured is not a pass
+
+
+def test_undo_now_runs_each_registered_undo_once() -> None:
+    from chaos.context import Drill
+
+    drill = Drill("d", platform(None), SteadyLoad.__new__(SteadyLoad))
+    ran: list[str] = []
+    drill.undo["link:a"] = lambda: ran.append("link")
+    drill.undo["nft:a"] = lambda: ran.append("nft")
+    drill.undo_now("link:a", "frozen:a")  # one registered, one never was
+    drill.undo_now("link:a")  # already undone: the rollback must not run it again
+    assert ran == ["link"]
+    assert list(drill.undo) == ["nft:a"]
