@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from ray_jobs.sync.prune import planned_in
+from ray_jobs.sync.prune import planned_in, source_entries
 
 RECORDS = "_isthmus_unread"
 
@@ -38,9 +38,12 @@ class SyncIncomplete(RuntimeError):
 
 def unread(checkpoint: Path, batches: Iterable[int]) -> dict[int, list[Path]]:
     """Per batch, its planned files that are not there now (batches with none left out)."""
-    found = {}
-    for batch in sorted(set(batches)):
-        gone = sorted(path for path in planned_in(checkpoint, batch) if not path.is_file())
+    found: dict[int, list[Path]] = {}
+    wanted = sorted(set(batches))
+    entries = source_entries(checkpoint) if wanted else {}  # read once, for every batch
+    for batch in wanted:
+        planned = planned_in(checkpoint, batch, entries)
+        gone = sorted(path for path in planned if not path.is_file())
         if gone:
             found[batch] = gone
     return found

@@ -57,19 +57,16 @@ def source_entries(checkpoint: Path) -> dict[int, set[Path]]:
     return entries
 
 
-def planned_in(checkpoint: Path, batch: int) -> set[Path]:
+def planned_in(
+    checkpoint: Path, batch: int, entries: dict[int, set[Path]] | None = None
+) -> set[Path]:
     """The files batch `batch` planned: source log ids after the previous batch's offset, up
-    to its own."""
+    to its own. `entries`: source_entries(checkpoint), when the caller has read them already."""
     upto = source_offset(checkpoint, batch)
     if upto is None:
         return set()
     after = source_offset(checkpoint, batch - 1)
-    after = -1 if after is None else after
-    files: set[Path] = set()
-    for log_id, paths in source_entries(checkpoint).items():
-        if after < log_id <= upto:
-            files |= paths
-    return files
+    return _files_between(entries or source_entries(checkpoint), after, upto)
 
 
 def committed_files(checkpoint: Path) -> set[Path]:
@@ -79,9 +76,15 @@ def committed_files(checkpoint: Path) -> set[Path]:
     upto = source_offset(checkpoint, max(done)) if done else None
     if upto is None:
         return set()
+    return _files_between(source_entries(checkpoint), None, upto)
+
+
+def _files_between(entries: dict[int, set[Path]], after: int | None, upto: int) -> set[Path]:
+    """Files of the source log ids in (after, upto]; `after` None = from the first."""
+    low = -1 if after is None else after
     files: set[Path] = set()
-    for log_id, paths in source_entries(checkpoint).items():
-        if log_id <= upto:
+    for log_id, paths in entries.items():
+        if low < log_id <= upto:
             files |= paths
     return files
 
