@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from chaos import context
 from chaos.local.platform import DEFAULT_RUN_DIR, Platform
+from ray_jobs.sync.prune import committed_batches, planned_in
 
 
 def kill_sync_mid_batch(
@@ -62,7 +63,7 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
     platform = Platform.load(run_dir)
     landing = _locations(platform).landing.path
     checkpoint = _events_checkpoint(platform)
-    offsets, commits = checkpoint / "offsets", checkpoint / "commits"
+    offsets = checkpoint / "offsets"
     failed = 0
     drill.fault_begins(f"the sync's path to the landing log cut mid-batch, {cuts} times")
     for attempt in range(1, cuts + 1):
@@ -85,7 +86,7 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
                     os.killpg(proc.pid, signal.SIGKILL)
                 code = proc.wait()
                 drill.event(f"cut {attempt}: the sync hung on the cut path; killed")
-        committed = planned in _batches(commits)
+        committed = planned in committed_batches(checkpoint)
         if code != 0:
             failed += 1
         drill.event(
@@ -134,8 +135,6 @@ def _wait_for_a_planned_batch(
     """The id of the first batch beyond `known` that the running sync plans with landing
     files in it (the events query also plans batches without files, to move its watermark);
     None when it ended (or the time ran out) first."""
-    from ray_jobs.sync.prune import planned_in
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
         for batch in sorted(_batches(checkpoint / "offsets") - known):
