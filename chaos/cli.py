@@ -9,7 +9,7 @@ from pathlib import Path
 
 from chaos import context
 from chaos.report import summary_table
-from chaos.runner import DRILLS, drill_file, load_drill, run_drill
+from chaos.runner import DRILLS, PROTECTIONS, drill_file, load_drill, run_drill
 
 
 def main(argv: list[str]) -> int:
@@ -23,8 +23,9 @@ def main(argv: list[str]) -> int:
     run.add_argument(
         "--without",
         action="append",
-        choices=["retries", "ejection", "failover"],
-        help="switch a gateway protection off for the drill (to see it fail); repeatable",
+        choices=list(PROTECTIONS),
+        help="switch a protection off for the drill (to see it fail); repeatable: "
+        + "; ".join(f"{name}: {what}" for name, (what, _) in PROTECTIONS.items()),
     )
     report = sub.add_parser("report", help="summary table of the drills run so far")
     for p in (run, report):

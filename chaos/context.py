@@ -29,6 +29,7 @@ class Drill:
     recovery_s: float | None = None
     restarts_expected: dict[str, int] = field(default_factory=dict)  # process -> restarts
     sync_cutoff: float | None = None  # load time the last sync run started
+    switched_off: set[str] = field(default_factory=set)  # protections off for this drill
     replicas: list[tuple[float, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -168,23 +168,55 @@ def packet_filters(namespace: str) -> list[str]:
     return sorted(line.strip() for line in listed.stdout.splitlines() if line.strip())
 
 
+# What each protection is, and the action that switches it off for one drill (the rollback
+# switches it on again). Gateway protections reconfigure every gateway instance; "retries"
+# also stops the drill's callers retrying, "client-retries" only that.
+_GATEWAY = "chaos.local.actions:switch_off_protection"
+PROTECTIONS: dict[str, tuple[str, str | None]] = {
+    "retries": ("the gateway's and the callers' retries", _GATEWAY),
+    "client-retries": ("the callers' retry policy (the shipped service config)", None),
+    "ejection": ("outlier ejection beyond 10% of a cluster", _GATEWAY),
+    "failover": ("failover from the first public zone to the next", _GATEWAY),
+    "per-try-timeout": ("the gateway's per-try timeouts", _GATEWAY),
+    "restarts": (
+        "the supervisor's restarts of what exits",
+        "chaos.local.actions:switch_off_restarts",
+    ),
+    "checkpoint": (
+        "the sync's checkpoints and commit logs",
+        "chaos.local.sync:switch_off_checkpoint",
+    ),
+}
+
+
 def without(experiment: dict[str, Any], protections: list[str]) -> dict[str, Any]:
-    """The experiment with `protections` switched off first (chaos.local.actions
-    .switch_off_protection; the rollback switches them on again). Pure."""
+    """The experiment with `protections` switched off first (see PROTECTIONS; the
+    rollback switches them on again). Pure."""
+    unknown = sorted(set(protections) - set(PROTECTIONS))
+    if unknown:
+        raise ValueError(f"unknown protection {unknown}; known: {', '.join(PROTECTIONS)}")
     edited = copy.deepcopy(experiment)
-    switches = [
-        {
-            "type": "action",
-            "name": f"switch off the gateway's {protection}",
-            "provider": {
-                "type": "python",
-                "module": "chaos.local.actions",
-                "func": "switch_off_protection",
-                "arguments": {"protection": protection, "run_dir": "${run_dir}"},
-            },
-        }
-        for protection in protections
-    ]
+    switches = []
+    for protection in protections:
+        what, switch = PROTECTIONS[protection]
+        if switch is None:
+            continue  # the runner's own callers: see run_drill
+        module, func = switch.split(":")
+        arguments: dict[str, Any] = {"run_dir": "${run_dir}"}
+        if switch == _GATEWAY:
+            arguments["protection"] = protection
+        switches.append(
+            {
+                "type": "action",
+                "name": f"switch off {what}",
+                "provider": {
+                    "type": "python",
+                    "module": module,
+                    "func": func,
+                    "arguments": arguments,
+                },
+            }
+        )
     edited["method"] = switches + edited["method"]
     return edited
 
@@ -219,7 +251,7 @@ def run_drill(
         rps=load_rps or spec.load_rps,
         compliance=_compliance(),
         # "retries" off means nobody retries: neither the gateway nor the callers.
-        client_retries="retries" not in (protections_off or []),
+        client_retries=not {"retries", "client-retries"} & set(protections_off or []),
     )
     load.start()
     drill = context.Drill(spec.drill, platform, load)

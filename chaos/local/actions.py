@@ -30,7 +30,7 @@ from chaos.local.platform import (
     replica_pids,
 )
 from chaos.local.probes import replicas_settled, running_replicas, zone_status
-from services.local.supervisor import is_running
+from services.local.supervisor import hold_path, is_running
 
 
 def kill_ray_worker_nodes(
@@ -175,23 +175,30 @@ def hold(seconds: float = 10.0) -> float:
 
 def wait_until_recovered(
     zone: str = "public-a", timeout_s: float = 120.0, run_dir: str = DEFAULT_RUN_DIR
-) -> float:
+) -> float | None:
     """Wait until every supervised process runs again and `zone`'s replicas are settled
     (HEALTHY, all RUNNING, all published); ends the fault window and returns the time to
-    recover, counted from the start of the fault."""
+    recover, counted from the start of the fault. With the supervisor's restarts switched
+    off, waits for the replicas only and returns None: what died stays down, and the
+    steady-state probes judge that."""
     drill = context.current()
     start = drill.fault_windows[-1][0] if drill.fault_windows else drill.now()
     fault_unix = time.time() - (drill.now() - float(start or 0.0))
+    no_restarts = "restarts" in drill.switched_off
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         platform = Platform.load(run_dir)
-        up = all(p.status == "running" and is_running(p.pid) for p in platform.state.processes)
+        down = [p.name for p in platform.state.processes if not is_running(p.pid)]
+        up = not down and all(p.status == "running" for p in platform.state.processes)
         restarted = all(
             platform.state.process(name).restarts > before
             for name, before in drill.restarts_expected.items()
         )
         fresh = zone_status(zone, run_dir)["time_unix_s"] > fault_unix + 1.0
-        if up and restarted and fresh and replicas_settled(zone, run_dir):
+        if (no_restarts or (up and restarted)) and fresh and replicas_settled(zone, run_dir):
+            if no_restarts and down:
+                drill.fault_ends(f"replicas settled; not restarted (restarts off): {down}")
+                return None
             drill.recovery_s = round(drill.now() - float(start or 0.0), 1)
             drill.fault_ends(f"recovered in {drill.recovery_s:.1f}s")
             return drill.recovery_s
@@ -241,7 +248,7 @@ def switch_off_protection(protection: str, run_dir: str = DEFAULT_RUN_DIR) -> No
     originals = {path: path.read_text() for path in files}
     for path in files:
         doc = yaml.safe_load(path.read_text())
-        doc.update(_protection_off(protection, platform))
+        doc.update(protection_off(protection, platform))
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def restore() -> None:
@@ -254,7 +261,8 @@ def switch_off_protection(protection: str, run_dir: str = DEFAULT_RUN_DIR) -> No
     drill.event(f"protection off: {protection}")
 
 
-def _protection_off(protection: str, platform: Platform) -> dict[str, Any]:
+def protection_off(protection: str, platform: Platform) -> dict[str, Any]:
+    """The gateway config fields that switch `protection` off (pure)."""
     if protection in PROTECTIONS:
         return dict(PROTECTIONS[protection])
     if protection == "failover":
@@ -272,7 +280,43 @@ def _protection_off(protection: str, platform: Platform) -> dict[str, Any]:
             ]
             routes.append(route.model_copy(update={"clusters": kept}).model_dump(mode="json"))
         return {"routes": routes}
-    raise ValueError(f"unknown protection {protection!r}; known: retries, ejection, failover")
+    if protection == "per-try-timeout":
+        # As long as the config allows: a hanging attempt then holds the call until the
+        # caller's own deadline.
+        from services.gateway.config import from_topology
+
+        longest = {"per_try_timeout_s": 300.0}
+        return {
+            "routes": [
+                r.model_copy(update=longest).model_dump(mode="json")
+                for r in from_topology(platform.topology).routes
+            ]
+        }
+    raise ValueError(
+        f"unknown protection {protection!r}; known: retries, ejection, failover, per-try-timeout"
+    )
+
+
+def switch_off_restarts(run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """The supervisor restarts nothing that exits during this drill (as if the workloads had
+    no controller): a hold file for every supervised process. The rollback removes them, and
+    the supervisor then restarts what died."""
+    drill = context.current()
+    platform = Platform.load(run_dir)
+    holds = [hold_path(platform.run_dir, p.name) for p in platform.state.processes]
+    made = [h for h in holds if not h.exists()]
+    for hold_file in made:
+        hold_file.parent.mkdir(parents=True, exist_ok=True)
+        hold_file.touch()
+
+    def restore() -> None:
+        for hold_file in made:
+            hold_file.unlink(missing_ok=True)
+        drill.switched_off.discard("restarts")
+
+    drill.undo["protection:restarts"] = restore
+    drill.switched_off.add("restarts")
+    drill.event("protection off: restarts (the supervisor restarts nothing)")
 
 
 def restart_gateways(run_dir: str = DEFAULT_RUN_DIR, timeout_s: float = 60.0) -> None:
@@ -386,10 +430,15 @@ def drop_packets(zone: str = "public-a", percent: int = 10, run_dir: str = DEFAU
 
 
 def stop_dropping(zone: str = "public-a", run_dir: str = DEFAULT_RUN_DIR) -> None:
-    """Undo drop_packets."""
+    """Undo drop_packets. A fault still on the link (latency) keeps a window of its own open
+    until it is removed: calls that fail then count as failing during a fault."""
     drill = context.current()
     drill.undo_now(f"nft:{zone}")
-    drill.fault_ends(f"packet loss on the link to {zone} ended")
+    ended = f"packet loss on the link to {zone} ended"
+    if f"latency:{zone}" in drill.undo:
+        drill.fault_begins(ended + "; the latency remains")
+    else:
+        drill.fault_ends(ended)
 
 
 def _drop_table(namespace: str) -> None:

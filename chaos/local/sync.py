@@ -8,6 +8,9 @@ empty read-only tmpfs over the landing directory inside the job's own mount name
 zone namespace's `ip netns exec` gives it one; without isolation `unshare --mount` does). The
 events service keeps landing events on the real directory meanwhile, and the mount dies with
 the job, so nothing outside it is touched and there is nothing to undo.
+
+`switch_off_checkpoint` is the sync's protection switched off, to show what the checkpoint
+prevents: every run of the drill starts as a job whose checkpoint was lost.
 """
 
 from __future__ import annotations
@@ -26,6 +29,53 @@ from chaos.local.platform import DEFAULT_RUN_DIR, Platform
 from ray_jobs.sync.prune import committed_batches, planned_in
 
 
+def switch_off_checkpoint(run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """Every sync run of this drill starts without its checkpoints (as a job whose checkpoint
+    location was lost or wiped): the checkpoints and the sinks' commit logs are copied aside
+    first, and the rollback puts them back, so the platform ends as it was (files written
+    meanwhile are orphans no reader sees: they are not in the restored commit logs)."""
+    drill = context.current()
+    platform = Platform.load(run_dir)
+    kept = platform.run_dir / "chaos-kept-checkpoints"
+    shutil.rmtree(kept, ignore_errors=True)
+    saved = {}
+    for index, path in enumerate(_sync_state(platform)):
+        copy = kept / str(index)
+        if path.exists():
+            shutil.copytree(path, copy)
+        saved[path] = copy
+
+    def restore() -> None:
+        for path, copy in saved.items():
+            shutil.rmtree(path, ignore_errors=True)
+            if copy.exists():
+                shutil.copytree(copy, path)
+        shutil.rmtree(kept, ignore_errors=True)
+        drill.switched_off.discard("checkpoint")
+
+    drill.undo["protection:checkpoint"] = restore
+    drill.switched_off.add("checkpoint")
+    drill.event("protection off: checkpoint (each sync run starts without one)")
+
+
+def _sync_state(platform: Platform) -> list[Path]:
+    """What a sync run remembers: both queries' checkpoints and both sinks' commit logs."""
+    locs = _locations(platform)
+    return [
+        locs.events_checkpoint.path,
+        locs.quarantine_checkpoint.path,
+        locs.events.path / "_spark_metadata",
+        locs.quarantine.path / "_spark_metadata",
+    ]
+
+
+def _forget_checkpoints_if_switched_off(platform: Platform) -> None:
+    if "checkpoint" in context.current().switched_off:
+        locs = _locations(platform)
+        for path in (locs.events_checkpoint.path, locs.quarantine_checkpoint.path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def kill_sync_mid_batch(
     kills: int = 3, timeout_s: float = 120.0, run_dir: str = DEFAULT_RUN_DIR
 ) -> int:
@@ -39,6 +89,7 @@ def kill_sync_mid_batch(
     landed = 0
     drill.fault_begins(f"sync job SIGKILLed mid-batch, {kills} times")
     for attempt in range(1, kills + 1):
+        _forget_checkpoints_if_switched_off(platform)
         known = _batches(offsets)
         with _log(platform, "sync-killed") as log:
             proc = _start_sync(platform, log)
@@ -67,6 +118,7 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
     failed = 0
     drill.fault_begins(f"the sync's path to the landing log cut mid-batch, {cuts} times")
     for attempt in range(1, cuts + 1):
+        _forget_checkpoints_if_switched_off(platform)
         known = _batches(offsets)
         with _log(platform, "sync-partition") as log:
             proc = _start_sync(platform, log, own_mounts=platform.net is None)
@@ -104,6 +156,7 @@ def run_sync(run_dir: str = DEFAULT_RUN_DIR) -> dict[str, Any]:
     drill = context.current()
     drill.sync_cutoff = drill.now()
     platform = Platform.load(run_dir)
+    _forget_checkpoints_if_switched_off(platform)
     report = run_job(platform.state, platform.run_dir, "events")
     drill.fault_ends(f"sync caught up ({report.get('landing_lines', '?')} lines)")
     return report

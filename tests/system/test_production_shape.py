@@ -159,27 +159,63 @@ def test_latency_and_loss_on_the_public_link_fail_no_call(platform: Path) -> Non
     assert not relayed[0].endswith("relayed 0 connections, 0 bytes"), result["_report"]
 
 
+NEEDS_NAMESPACES = pytest.mark.skipif(not ISOLATE, reason="needs root, `ip` and `nft`")
+
+
 @pytest.mark.parametrize(
-    ("name", "protection", "deviation"),
+    ("name", "protection", "deviations"),
     [
-        ("replicas-30", "retries", "degraded share of Rank answers"),
-        ("zone-out", "failover", "public success ratio, public-a out"),
+        ("replicas-30", "retries", {"degraded share of Rank answers"}),
+        ("zone-out", "failover", {"public success ratio, public-a out"}),
+        # The killed node stays down: Serve has not rescheduled its replicas 8 s later, and
+        # the supervisor's own probe counts it (whichever the hypothesis meets first).
+        (
+            "public-nodes-30",
+            "restarts",
+            {"public-a replicas running", "supervised processes not running"},
+        ),
+        # A fresh checkpoint numbers its batches from 0 again, and the file sink skips every
+        # batch id its commit log already has: the events are silently dropped.
+        (
+            "sync-killed",
+            "checkpoint",
+            {"acknowledged events not in the warehouse exactly once (after the catch-up)"},
+        ),
+        pytest.param(
+            "private-partition",
+            "per-try-timeout",
+            {"SENSITIVE failures only UNAVAILABLE", "slowest failed SENSITIVE call (ms)"},
+            marks=NEEDS_NAMESPACES,
+        ),
+        pytest.param(
+            "latency-loss",
+            "retries",
+            {
+                "public success ratio",
+                "Rank answers degraded under latency and loss (share, reported)",
+            },
+            marks=NEEDS_NAMESPACES,
+        ),
     ],
 )
 def test_drill_fails_without_its_protection(
-    platform: Path, name: str, protection: str, deviation: str
+    platform: Path, name: str, protection: str, deviations: set[str]
 ) -> None:
     # Without retries a killed replica fails only the calls in flight on it at that instant
     # (the gateway stops picking it at once): at 15 calls/s one kill may catch none (CI saw
-    # that once), so the drill gets up to three kills to show what the protection prevents.
+    # that once), so a drill gets up to three runs to show what the protection prevents.
+    if protection == "checkpoint":  # a platform that has synced before, as any in service
+        from services.local.demo import run_sync
+
+        run_sync(RunState.load(platform / "state.json"), platform, "events")
     for _ in range(3):
         result = drill(platform, name, "--without", protection)
         if result["verdict"] != "passed":
             break
     assert result["verdict"] == "deviated", result["_report"]
     assert result["_returncode"] == 1
-    failing = [p["name"] for p in result["probes"] if not p["ok"]]
-    assert deviation in failing, result["_report"]
+    failing = {p["name"] for p in result["probes"] if not p["ok"]}
+    assert failing & deviations, result["_report"]
     assert result["restored"]["ok"], result["_report"]  # the protection is back on
 
 

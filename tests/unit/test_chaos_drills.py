@@ -15,8 +15,10 @@ import pytest
 
 from chaos.load import Call, SteadyLoad
 from chaos.local import probes
+from chaos.local.actions import protection_off
 from chaos.local.platform import Platform, count_for
-from chaos.runner import DRILLS, Inventory, load_drill, refusal, without
+from chaos.runner import DRILLS, PROTECTIONS, Inventory, load_drill, refusal, without
+from services.gateway.config import GatewayConfig, from_topology
 from services.local.netns import plan as net_plan
 from services.local.supervisor import RunState
 from services.topology import load_topology
@@ -103,6 +105,32 @@ def test_switching_a_protection_off_prepends_one_action_and_keeps_the_original()
     first = edited["method"][0]["provider"]
     assert (first["func"], first["arguments"]["protection"]) == ("switch_off_protection", "retries")
     assert len(experiment["method"]) == len(edited["method"]) - 1
+
+
+@pytest.mark.parametrize("protection", sorted(PROTECTIONS))
+def test_every_protection_switch_names_a_real_action_with_arguments_it_takes(
+    protection: str,
+) -> None:
+    experiment, _ = load_drill(DRILLS / "sync-killed.yaml")
+    added = without(experiment, [protection])["method"][: -len(experiment["method"])]
+    if PROTECTIONS[protection][1] is None:  # the callers' own: nothing to run on the platform
+        assert added == []
+        return
+    (action,) = added
+    provider = action["provider"]
+    func = getattr(importlib.import_module(provider["module"]), provider["func"])
+    inspect.signature(func).bind(**provider["arguments"])  # raises on an argument it lacks
+    if provider["func"] == "switch_off_protection":  # a valid gateway config, changed
+        assert provider["arguments"]["protection"] == protection
+        shipped = from_topology(load_topology()).model_dump(mode="json")
+        changed = {**shipped, **protection_off(protection, platform({}))}
+        assert GatewayConfig.model_validate(changed) != GatewayConfig.model_validate(shipped)
+
+
+def test_an_unknown_protection_is_refused_with_the_known_ones() -> None:
+    experiment, _ = load_drill(DRILLS / "replicas-30.yaml")
+    with pytest.raises(ValueError, match="known: retries"):
+        without(experiment, ["hope"])
 
 
 @pytest.mark.parametrize(
