@@ -129,6 +129,10 @@ def test_drill_passes(platform: Path, name: str) -> None:
     assert result["_returncode"] == 0
     assert result["restored"]["ok"], result["_report"]
     assert result["fault_windows"], result["_report"]  # the fault really happened
+    if name == "public-nodes-30":  # replicas back on several nodes, each its own endpoint
+        published = json.loads((platform / "ads-a.endpoints.json").read_text())["endpoints"]
+        addresses = [f"{e['host']}:{e['port']}" for e in published]
+        assert len(set(addresses)) == len(addresses), addresses
     if name == "sync-partition":  # a cut run fails loudly instead of committing a short batch
         assert any("the sync exited 1" in e["what"] for e in result["events"]), result["_report"]
 

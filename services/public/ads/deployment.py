@@ -29,10 +29,38 @@ log = logging.getLogger(__name__)
 __all__ = ["DEPLOYMENT", "SERVICER", "AdRanker", "app_from_args", "build_app"]
 
 
+def exclusive_direct_ingress_port() -> None:
+    """Make this replica's direct-ingress gRPC server bind its port exclusively, as Serve
+    intends. Serve asks gRPC for `grpc.so_reuseport` 0 as the *string* "0", which gRPC ignores
+    (it keeps its default: SO_REUSEPORT on). Serve hands out ports per node, so where two
+    nodes share an address (a zone's nodes in one namespace, locally) replicas on both bound
+    port 40000: the kernel split the connections between them and the gateway, one endpoint
+    per address, saw one replica where there were two. With the option an integer, the
+    second bind fails and Serve's own retry moves that replica to the next port."""
+    from ray.serve._private import grpc_util
+
+    original = grpc_util.gRPCGenericServer
+    if getattr(original, "isthmus_exclusive_port", False):
+        return
+
+    class ExclusivePortServer(original):  # type: ignore[misc,valid-type]
+        isthmus_exclusive_port = True
+
+        def __init__(self, *args: Any, extra_options: Any = None, **kwargs: Any) -> None:
+            fixed = [
+                (key, int(value)) if key == "grpc.so_reuseport" else (key, value)
+                for key, value in (extra_options or [])
+            ]
+            super().__init__(*args, extra_options=fixed, **kwargs)
+
+    grpc_util.gRPCGenericServer = ExclusivePortServer  # type: ignore[misc]
+
+
 @serve.deployment(name=DEPLOYMENT)
 class AdRanker:
     def __init__(self, config: dict[str, Any]) -> None:
         logging.basicConfig(level=logging.INFO)
+        exclusive_direct_ingress_port()  # before Serve starts this replica's server
         self._config = AdsConfig.model_validate(config)
         self._service = RankService(self._config)
         self._answers = Counter(
