@@ -281,14 +281,14 @@ def protection_off(protection: str, platform: Platform) -> dict[str, Any]:
             routes.append(route.model_copy(update={"clusters": kept}).model_dump(mode="json"))
         return {"routes": routes}
     if protection == "per-try-timeout":
-        # As long as the config allows: a hanging attempt then holds the call until the
-        # caller's own deadline.
+        # No per-try timeout: a hanging attempt then holds the call until the caller's own
+        # deadline.
         from services.gateway.config import from_topology
 
-        longest = {"per_try_timeout_s": 300.0}
+        off = {"per_try_timeout_s": None}
         return {
             "routes": [
-                r.model_copy(update=longest).model_dump(mode="json")
+                r.model_copy(update=off).model_dump(mode="json")
                 for r in from_topology(platform.topology).routes
             ]
         }

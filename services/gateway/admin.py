@@ -141,16 +141,24 @@ def _changes(old: GatewayConfig, new: GatewayConfig) -> list[str]:
 
 def _route(route: RouteConfig) -> pb.Route:
     match = route.match
-    timeout = duration_pb2.Duration()
-    timeout.FromNanoseconds(int(route.per_try_timeout_s * 1e9))
     return pb.Route(
         name=route.name,
         match=pb.RouteMatch(method=match.method, service=match.service, prefix=match.prefix),
         clusters=route.clusters,
-        per_try_timeout=timeout,
+        per_try_timeout=_duration(route.per_try_timeout_s),
         max_attempts=route.max_attempts,
         degraded_fallback=route.fallback != "none",
+        timeout=_duration(route.timeout_s),
+        retry_on=route.retry_on,
     )
+
+
+def _duration(seconds: float | None) -> duration_pb2.Duration | None:
+    if seconds is None:
+        return None
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(int(seconds * 1e9))
+    return duration
 
 
 def _cluster(cluster: ClusterRuntime) -> pb.ClusterHealth:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -18,10 +19,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-HealthCheckKind = Literal["grpc_health", "serve_healthz"]
+HealthCheckKind = Literal["grpc_health", "serve_healthz", "none"]
 SERVE_HEALTHZ = "/ray.serve.RayServeAPIService/Healthz"
+# Status codes a route may retry on (never OK, nor the caller's own CANCELLED), and today's.
+RetryCode = Literal[
+    "UNAVAILABLE",
+    "INTERNAL",
+    "UNKNOWN",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "ABORTED",
+    "DATA_LOSS",
+]
+DEFAULT_RETRY_ON: tuple[RetryCode, ...] = (
+    "UNAVAILABLE",
+    "INTERNAL",
+    "UNKNOWN",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+)
 # Named answers a route may give when none of its clusters can (registry: fallbacks.py).
 FallbackName = Literal["none", "ads_bid_only"]
+
+
+class OutlierConfig(_Strict):
+    """Passive health: eject endpoints that keep failing."""
+
+    consecutive_failures: int = Field(default=3, ge=1, description="Failures in a row to eject.")
+    base_ejection_s: float = Field(default=5.0, gt=0, description="First ejection; doubles after.")
+    max_ejection_s: float = Field(default=60.0, gt=0, description="Longest ejection.")
+    max_ejection_percent: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="Most of a cluster that may be ejected at once. Envoy's 10% would keep a "
+        "cluster that lost 30% of its endpoints sending to the dead ones; 50% lets it shed them "
+        "while never ejecting a whole cluster on a shared-cause blip.",
+    )
+
+
+class HealthCheckConfig(_Strict):
+    """Active health checks (each cluster says how: grpc.health.v1 or Serve's Healthz)."""
+
+    interval_s: float = Field(default=1.0, gt=0, description="Time between checks.")
+    timeout_s: float = Field(default=0.5, gt=0, description="Time allowed for one check.")
+    unhealthy_threshold: int = Field(default=2, ge=1, description="Failed checks to mark down.")
+    healthy_threshold: int = Field(default=1, ge=1, description="Passed checks to mark up.")
+
+
+class CircuitBreakerConfig(_Strict):
+    """Per-cluster concurrency limits (fail fast rather than queue without bound)."""
+
+    max_requests: int = Field(default=1024, ge=1, description="Calls in flight to the cluster.")
+    max_pending: int = Field(default=1024, ge=0, description="Calls waiting for a slot.")
 
 
 class RouteMatch(_Strict):
@@ -53,9 +103,32 @@ class RouteConfig(_Strict):
     name: str = Field(description="Unique route name.")
     match: RouteMatch = Field(description="Which calls the route takes.")
     clusters: list[str] = Field(min_length=1, description="Clusters in failover order.")
-    per_try_timeout_s: float = Field(default=1.0, gt=0, le=300, description="One attempt.")
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="The whole call, every attempt and back-off included, for every call shape "
+        "(Envoy's route timeout); when it runs out the caller gets DEADLINE_EXCEEDED. None: "
+        "only the caller's own deadline, which is always honoured.",
+    )
+    per_try_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=300,
+        description="One attempt, where another may follow it: retry-safe unary calls, and "
+        "retry-safe server-streaming calls until their first response (after which nothing is "
+        "retried). Ends the attempt with UNAVAILABLE (a gateway timeout) so the next may run. "
+        "Never applies to a call that cannot be retried, nor to client or bidi streams. None: "
+        "no per-try timeout.",
+    )
     max_attempts: int = Field(
         default=3, ge=1, le=10, description="Attempts per cluster; >1 only for retry-safe RPCs."
+    )
+    retry_on: list[RetryCode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_ON),
+        description="gRPC status codes of an attempt that let the next attempt (or the next "
+        "cluster) run; a CANCELLED from an upstream that went away while the caller still waits "
+        "is always retried.",
     )
     fallback: FallbackName = Field(
         default="none",
@@ -92,7 +165,18 @@ class ClusterConfig(_Strict):
     health_check: HealthCheckKind = Field(
         default="grpc_health",
         description="grpc_health: grpc.health.v1 Check; serve_healthz: Ray Serve's "
-        f"{SERVE_HEALTHZ} with an empty body (OK = healthy, anything else = not).",
+        f"{SERVE_HEALTHZ} with an empty body (OK = healthy, anything else = not); none: no "
+        "active checks (for an upstream that serves no health service): endpoints take traffic "
+        "at once and only outlier detection on real calls ejects them.",
+    )
+    outlier: OutlierConfig | None = Field(
+        default=None, description="This cluster's outlier detection; None: the gateway's."
+    )
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        default=None, description="This cluster's concurrency limits; None: the gateway's."
+    )
+    health: HealthCheckConfig | None = Field(
+        default=None, description="This cluster's health-check timing; None: the gateway's."
     )
     plaintext: bool = Field(
         default=False,
@@ -115,44 +199,12 @@ class ClusterConfig(_Strict):
         return self
 
 
-class OutlierConfig(_Strict):
-    """Passive health: eject endpoints that keep failing."""
-
-    consecutive_failures: int = Field(default=3, ge=1, description="Failures in a row to eject.")
-    base_ejection_s: float = Field(default=5.0, gt=0, description="First ejection; doubles after.")
-    max_ejection_s: float = Field(default=60.0, gt=0, description="Longest ejection.")
-    max_ejection_percent: int = Field(
-        default=50,
-        ge=0,
-        le=100,
-        description="Most of a cluster that may be ejected at once. Envoy's 10% would keep a "
-        "cluster that lost 30% of its endpoints sending to the dead ones; 50% lets it shed them "
-        "while never ejecting a whole cluster on a shared-cause blip.",
-    )
-
-
-class HealthCheckConfig(_Strict):
-    """Active health checks (each cluster says how: grpc.health.v1 or Serve's Healthz)."""
-
-    interval_s: float = Field(default=1.0, gt=0, description="Time between checks.")
-    timeout_s: float = Field(default=0.5, gt=0, description="Time allowed for one check.")
-    unhealthy_threshold: int = Field(default=2, ge=1, description="Failed checks to mark down.")
-    healthy_threshold: int = Field(default=1, ge=1, description="Passed checks to mark up.")
-
-
 class DiscoveryConfig(_Strict):
     """How often clusters with an endpoints_file look at it."""
 
     poll_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="Time between looks at each endpoints file."
     )
-
-
-class CircuitBreakerConfig(_Strict):
-    """Per-cluster concurrency limits (fail fast rather than queue without bound)."""
-
-    max_requests: int = Field(default=1024, ge=1, description="Calls in flight to the cluster.")
-    max_pending: int = Field(default=1024, ge=0, description="Calls waiting for a slot.")
 
 
 class RetryBudgetConfig(_Strict):
@@ -238,6 +290,22 @@ class GatewayConfig(_Strict):
 
     def cluster(self, name: str) -> ClusterConfig:
         return next(c for c in self.clusters if c.name == name)
+
+    def settings_of(self, cluster: ClusterConfig) -> ClusterSettings:
+        """What governs `cluster`: its own settings, else the gateway-wide ones (Envoy's
+        model: the cluster carries its own, with the gateway's as defaults)."""
+        return ClusterSettings(
+            outlier=cluster.outlier or self.outlier,
+            circuit_breaker=cluster.circuit_breaker or self.circuit_breaker,
+            health=cluster.health or self.health_check,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    outlier: OutlierConfig
+    circuit_breaker: CircuitBreakerConfig
+    health: HealthCheckConfig
 
 
 class Outcome(enum.StrEnum):

@@ -23,6 +23,13 @@ from services.gateway.balancer import EndpointState, RetryBudget, pick, record_o
 from services.gateway.config import GatewayConfig, Outcome, RouteConfig
 from services.gateway.fallbacks import Answer, prepare_fallbacks
 from services.gateway.routing import RouteTable, build_route_table
+from services.gateway.timeouts import (
+    AttemptTimeouts,
+    CallClock,
+    CallExpired,
+    attempt_timeouts,
+    expiry_message,
+)
 from services.gateway.upstream import CircuitOpen, ClusterRuntime
 
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -47,15 +54,6 @@ _DROP = frozenset(
 # 2 cores lost 7 Rank calls to DEADLINE_EXCEEDED while a new replica started (the gateway's
 # loop woke after the caller had given up), so a 300 ms caller now keeps 240 ms for attempts.
 FALLBACK_RESERVE_S = 0.06
-RETRY_ON = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
 _ENDPOINT_FAILURE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -87,6 +85,7 @@ class Plan:
     attempts: int
     fallback: Answer | None  # answers when no cluster can (unary responses only)
     labels: dict[str, str]  # metric attributes of the route
+    retry_on: frozenset[grpc.StatusCode] = frozenset()
 
 
 @dataclass
@@ -114,6 +113,7 @@ class Snapshot:
                 self.table.attempts_per_cluster(route, method),
                 None if name is None or method.server_streaming else self.fallbacks[name],
                 {"route": route.name},
+                frozenset(grpc.StatusCode[code] for code in route.retry_on),
             )
             self.plans[method.path] = plan
         return plan
@@ -149,18 +149,17 @@ class Gateway:
         clusters = {}
         for cluster in config.clusters:
             previous = old.get(cluster.name)
+            settings = config.settings_of(cluster)
             keep = (
                 previous is not None
                 and previous.config == cluster
                 and previous.tls == cluster.dial_tls(config.upstream_tls)
-                and previous.breaker == config.circuit_breaker
+                and previous.settings == settings
             )
             if keep and previous is not None:
                 clusters[cluster.name] = previous
                 continue
-            fresh = ClusterRuntime(
-                cluster, cluster.dial_tls(config.upstream_tls), config.circuit_breaker
-            )
+            fresh = ClusterRuntime(cluster, cluster.dial_tls(config.upstream_tls), settings)
             fresh.seed(previous)
             clusters[cluster.name] = fresh
         return Snapshot(config, table, clusters, fallbacks)
@@ -188,10 +187,11 @@ class Gateway:
         plan = snap.plan(method)
         if not plan.clusters:
             raise Unavailable(f"no cluster may serve {method.path}")
+        clock = CallClock.start(time.monotonic(), context.time_remaining(), plan.route.timeout_s)
         self.budget.active += 1
         snap.in_flight += 1
         try:
-            reply = await self._attempts(plan, method, request, context, caller.name)
+            reply = await self._attempts(plan, method, request, context, caller.name, clock)
         finally:
             self.budget.active -= 1
             snap.in_flight -= 1
@@ -201,6 +201,8 @@ class Gateway:
         if plan.fallback is not None:
             self.counters["degraded"].add(1, plan.labels)
             return plan.fallback(request)
+        if clock.expired(time.monotonic()):
+            raise DeadlineExceeded(expiry_message(clock, plan.route.name))
         names = ", ".join(c.config.name for c in plan.clusters)
         raise Unavailable(f"no available endpoint for {method.path} in {names}")
 
@@ -211,14 +213,14 @@ class Gateway:
         request: bytes,
         context: grpc.aio.ServicerContext,
         caller: str,
+        clock: CallClock,
     ) -> Reply | None:
         """Attempts across the plan's clusters; the reply to pass on, or None when no endpoint
         could be tried (or every failure was retriable and the options ran out unanswered)."""
-        deadline = _deadline(context)
-        if plan.fallback is not None and deadline is not None:
+        if plan.fallback is not None:
             # Leave the fallback time to answer before the caller gives up: a route with a
             # fallback never lets its attempts run into the caller's deadline.
-            deadline -= FALLBACK_RESERVE_S
+            clock = clock.reserve(FALLBACK_RESERVE_S)
         attempts = plan.attempts
         last: Reply | None = None
         tried_any = False
@@ -245,16 +247,22 @@ class Gateway:
                 exclude.add(endpoint.address)
                 tried_any = True
                 try:
-                    timeout = _attempt_timeout(deadline, plan.route)
-                except DeadlineExceeded:
+                    timeouts = attempt_timeouts(
+                        clock,
+                        time.monotonic(),
+                        plan.route.per_try_timeout_s,
+                        retry_safe=attempts > 1,
+                        server_streaming=method.server_streaming,
+                    )
+                except CallExpired:
                     if plan.fallback is not None:
                         return None
-                    raise
+                    raise DeadlineExceeded(expiry_message(clock, plan.route.name)) from None
                 if is_retry:
                     self.budget.retries_active += 1
                 try:
                     reply = await self._attempt(
-                        cluster, endpoint, method, request, context, caller, timeout
+                        cluster, endpoint, method, request, context, caller, timeouts
                     )
                 finally:
                     if is_retry:
@@ -262,10 +270,14 @@ class Gateway:
                 if reply.code is grpc.StatusCode.OK or reply.messages_sent:
                     return reply
                 last = reply
-                if not _retriable(reply, context):
+                if not _retriable(reply, context, plan.retry_on):
                     return reply
-                if _expired(deadline):
-                    return None if plan.fallback is not None else reply
+                if clock.expired(time.monotonic()):
+                    if plan.fallback is not None:
+                        return None
+                    if clock.route_binds() and reply.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                        reply.details = expiry_message(clock, plan.route.name)
+                    return reply
         return None if plan.fallback is not None else last
 
     async def _attempt(
@@ -276,7 +288,7 @@ class Gateway:
         request: bytes,
         context: grpc.aio.ServicerContext,
         caller: str,
-        timeout_s: float | None,
+        timeouts: AttemptTimeouts,
     ) -> Reply:
         """One attempt against one endpoint. Server-streaming responses are written to
         `context` as they arrive; initial metadata goes out just before the first response,
@@ -292,9 +304,15 @@ class Gateway:
             await cluster.acquire()
             try:
                 call = cluster.callable(endpoint.address, method)(
-                    request, timeout=timeout_s, metadata=metadata
+                    request, timeout=timeouts.rpc_s, metadata=metadata
                 )
                 if method.server_streaming:
+                    if not await _first_response_in_time(call, timeouts.first_response_s):
+                        reply.code = grpc.StatusCode.UNAVAILABLE
+                        reply.details = (
+                            f"{cluster.config.name}: no first response within the per-try timeout"
+                        )
+                        return reply
                     async for message in call:
                         if not reply.messages_sent:
                             initial = _clean(await call.initial_metadata())
@@ -313,7 +331,7 @@ class Gateway:
             reply.code, reply.details = exc.code(), exc.details() or ""
             reply.initial = _clean(exc.initial_metadata())
             reply.trailing = _clean(exc.trailing_metadata())
-            if _per_try_timeout(reply.code, started, timeout_s, context):
+            if _per_try_timeout(reply.code, started, timeouts, context):
                 # Our own per-try timeout, not the caller's deadline: the upstream did not
                 # answer in time, which is a gateway timeout -- UNAVAILABLE in gRPC's mapping
                 # of HTTP 504 -- so the caller may retry, and fails fast and closed.
@@ -329,7 +347,7 @@ class Gateway:
         finally:
             endpoint.in_flight -= 1
             _end_span(span, reply.code)
-            outlier = self.snapshot.config.outlier
+            outlier = cluster.settings.outlier
             now = time.monotonic()
             if record_outcome(cluster.endpoints, endpoint, _outcome(reply.code), now, outlier):
                 self.counters["ejections"].add(1, cluster.labels)
@@ -346,13 +364,19 @@ class Gateway:
         replayed). The unary response is returned; streamed ones are written to `context`."""
         caller = self.admission.admit(context, method.path)
         snap = self.snapshot
-        for cluster in snap.plan(method).clusters:
+        plan = snap.plan(method)
+        clock = CallClock.start(time.monotonic(), context.time_remaining(), plan.route.timeout_s)
+        for cluster in plan.clusters:
             endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, set())
             if endpoint is None:
                 continue
             snap.in_flight += 1
             try:
-                reply = await self._pipe(cluster, endpoint, method, requests, context, caller.name)
+                reply = await self._pipe(
+                    cluster, endpoint, method, requests, context, caller.name, clock
+                )
+                if reply.code is grpc.StatusCode.DEADLINE_EXCEEDED and clock.route_binds():
+                    reply.details = expiry_message(clock, plan.route.name)
             finally:
                 snap.in_flight -= 1
             await _finish(context, reply)
@@ -367,12 +391,14 @@ class Gateway:
         requests: AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
         caller: str,
+        clock: CallClock,
     ) -> Reply:
         reply = Reply(grpc.StatusCode.OK)
         self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
         span = self._client_span(method, endpoint.address)
         metadata = _upstream_metadata(context, caller, span)
-        timeout = _deadline_timeout(context)
+        deadline = clock.deadline
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         endpoint.in_flight += 1
         call: Any = None
         try:
@@ -431,50 +457,45 @@ def _end_span(span: trace.Span, code: grpc.StatusCode) -> None:
     span.end()
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
-
-
-def _expired(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
-
-
-def _attempt_timeout(deadline: float | None, route: RouteConfig) -> float:
-    if deadline is None:
-        return route.per_try_timeout_s
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise DeadlineExceeded("deadline expired in the gateway")
-    return min(route.per_try_timeout_s, remaining)
-
-
-def _deadline_timeout(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else max(remaining, 0.0)
+async def _first_response_in_time(call: Any, limit_s: float | None) -> bool:
+    """Wait up to `limit_s` for a server stream to start answering (its response headers,
+    which come with its first message at the latest, or its end); False when the time ran
+    out (the call is then cancelled). Nothing is consumed: the reader gets every message."""
+    if limit_s is None:
+        return True
+    try:
+        await asyncio.wait_for(call.initial_metadata(), limit_s)
+    except TimeoutError:
+        call.cancel()
+        return False
+    return True
 
 
 def _per_try_timeout(
     code: grpc.StatusCode,
     started: float,
-    timeout_s: float | None,
+    timeouts: AttemptTimeouts,
     context: grpc.aio.ServicerContext,
 ) -> bool:
     """DEADLINE_EXCEEDED because the attempt's own timeout ran out while the caller still
-    has time left (rather than the caller's deadline, or the upstream's own answer)."""
-    if code is not grpc.StatusCode.DEADLINE_EXCEEDED or timeout_s is None:
+    has time left (rather than the call's deadline, or the upstream's own answer)."""
+    if code is not grpc.StatusCode.DEADLINE_EXCEEDED or not timeouts.per_try_binds:
         return False
+    assert timeouts.rpc_s is not None
     remaining = context.time_remaining()
     elapsed = time.monotonic() - started
-    return elapsed >= timeout_s * 0.95 and (remaining is None or remaining > 0.001)
+    return elapsed >= timeouts.rpc_s * 0.95 and (remaining is None or remaining > 0.001)
 
 
-def _retriable(reply: Reply, context: grpc.aio.ServicerContext) -> bool:
-    """A CANCELLED from upstream while our caller is still waiting means the upstream went
-    away mid-call (a server stopping cancels its calls): as retriable as UNAVAILABLE."""
+def _retriable(
+    reply: Reply, context: grpc.aio.ServicerContext, retry_on: frozenset[grpc.StatusCode]
+) -> bool:
+    """The route's `retry_on` codes; a CANCELLED from upstream while our caller is still
+    waiting means the upstream went away mid-call (a server stopping cancels its calls): as
+    retriable as UNAVAILABLE."""
     if reply.code is grpc.StatusCode.CANCELLED:
         return not context.cancelled()
-    return reply.code in RETRY_ON
+    return reply.code in retry_on
 
 
 def _outcome(code: grpc.StatusCode) -> Outcome:

@@ -18,8 +18,8 @@ from services.core.server import channel_credentials
 from services.gateway.balancer import EndpointState
 from services.gateway.config import (
     SERVE_HEALTHZ,
-    CircuitBreakerConfig,
     ClusterConfig,
+    ClusterSettings,
     DiscoveryConfig,
     HealthCheckConfig,
     HealthCheckKind,
@@ -44,15 +44,15 @@ class CircuitOpen(Exception):
 
 class ClusterRuntime:
     """Endpoints of one cluster with their channels and state. Static clusters keep their
-    endpoints for life; file-discovered ones gain endpoints (unhealthy until a check passes)
-    and lose them by draining (no new picks; removed once no call is in flight)."""
+    endpoints for life; file-discovered ones gain endpoints (unhealthy until a check passes,
+    or at once where the cluster has no active checks) and lose them by draining (no new
+    picks; removed once no call is in flight)."""
 
-    def __init__(
-        self, config: ClusterConfig, tls: TlsConfig, breaker: CircuitBreakerConfig
-    ) -> None:
+    def __init__(self, config: ClusterConfig, tls: TlsConfig, settings: ClusterSettings) -> None:
         self.config = config
         self.tls = tls
-        self.breaker = breaker
+        self.settings = settings
+        breaker = settings.circuit_breaker
         self.endpoints = [EndpointState(e.address) for e in config.endpoints]
         self._channels = {e.address: _channel(e.address, tls) for e in self.endpoints}
         self._slots = asyncio.Semaphore(breaker.max_requests)
@@ -73,6 +73,10 @@ class ClusterRuntime:
         if labels is None:
             labels = self._attempt_labels[method_path] = {**self.labels, "rpc_method": method_path}
         return labels
+
+    @property
+    def actively_checked(self) -> bool:
+        return self.config.health_check != "none"
 
     def channel(self, address: str) -> grpc.aio.Channel:
         return self._channels[address]
@@ -95,7 +99,7 @@ class ClusterRuntime:
             if endpoint is not None:  # came back while draining: keep its state and channel
                 endpoint.removed = False
                 continue
-            endpoint = EndpointState(address, healthy=False)
+            endpoint = EndpointState(address, healthy=not self.actively_checked)
             self._channels[address] = _channel(address, self.tls)
             self.endpoints.append(endpoint)
             added.append(endpoint)
@@ -198,24 +202,43 @@ class HealthChecker:
         await _cancel(self._task)
 
     async def check_all(self) -> None:
+        """Check every endpoint of every actively checked cluster now."""
         await asyncio.gather(
-            *(self._check(c, e) for c in self._clusters() for e in c.endpoints if not e.removed)
+            *(
+                self._check(c, e)
+                for c in self._clusters()
+                if c.actively_checked
+                for e in c.endpoints
+                if not e.removed
+            )
         )
 
     async def check(self, cluster: ClusterRuntime, endpoints: list[EndpointState]) -> None:
         """Check `endpoints` now (new discovered ones, so they need not wait for a round)."""
-        await asyncio.gather(*(self._check(cluster, e) for e in endpoints))
+        if cluster.actively_checked:
+            await asyncio.gather(*(self._check(cluster, e) for e in endpoints))
 
     async def _loop(self) -> None:
+        """Each cluster on its own interval (its health settings, else the gateway's)."""
+        due: dict[str, float] = {}
         while True:
-            started = time.monotonic()
-            await self.check_all()
-            await asyncio.sleep(max(0.0, self._config.interval_s - (time.monotonic() - started)))
+            now = time.monotonic()
+            rounds: list[Any] = []
+            for cluster in self._clusters():
+                name = cluster.config.name
+                if not cluster.actively_checked or now < due.get(name, 0.0):
+                    continue
+                due[name] = now + cluster.settings.health.interval_s
+                rounds.extend(self._check(cluster, e) for e in cluster.endpoints if not e.removed)
+            await asyncio.gather(*rounds)
+            upcoming = list(due.values()) or [now + self._config.interval_s]
+            await asyncio.sleep(max(0.01, min(upcoming) - time.monotonic()))
 
     async def _check(self, cluster: ClusterRuntime, endpoint: EndpointState) -> None:
+        health = cluster.settings.health
         try:
             channel = cluster.channel(endpoint.address)
-            passed = await _probe(channel, cluster.config.health_check, self._config.timeout_s)
+            passed = await _probe(channel, cluster.config.health_check, health.timeout_s)
         except (grpc.aio.UsageError, KeyError):  # retired or reaped during this round
             return
         key = (cluster.config.name, endpoint.address)
@@ -226,10 +249,10 @@ class HealthChecker:
         # Positive streak counts passes, negative counts failures.
         streak = max(streak, 0) + 1 if passed else min(streak, 0) - 1
         self._streaks[key] = streak
-        if endpoint.healthy and streak <= -self._config.unhealthy_threshold:
+        if endpoint.healthy and streak <= -health.unhealthy_threshold:
             endpoint.healthy = False
             log.warning("endpoint %s of %s is unhealthy", endpoint.address, cluster.config.name)
-        elif not endpoint.healthy and streak >= self._config.healthy_threshold:
+        elif not endpoint.healthy and streak >= health.healthy_threshold:
             endpoint.healthy = True
             log.info("endpoint %s of %s is healthy", endpoint.address, cluster.config.name)
 

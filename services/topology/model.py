@@ -132,10 +132,11 @@ class ServiceSpec(_Strict):
         description="JSON file listing the replicas, rewritten atomically by whoever scales them "
         "(Ray Serve direct ingress); the gateway polls it. See services/gateway/discovery.py.",
     )
-    health_check: Literal["grpc_health", "serve_healthz"] = Field(
+    health_check: Literal["grpc_health", "serve_healthz", "none"] = Field(
         default="grpc_health",
-        description="How the gateway checks an endpoint: grpc.health.v1 Check, or Ray Serve's "
-        "/ray.serve.RayServeAPIService/Healthz.",
+        description="How the gateway checks an endpoint: grpc.health.v1 Check, Ray Serve's "
+        "/ray.serve.RayServeAPIService/Healthz, or none (a service without a health service: "
+        "passive outlier detection on real calls only).",
     )
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS of its listeners.")
 

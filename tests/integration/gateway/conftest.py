@@ -134,7 +134,10 @@ def lab_config(ups: dict[str, list[Upstream]], **overrides: Any) -> GatewayConfi
         ],
         "routes": [
             RouteConfig(
-                name="secret", match=RouteMatch(method=f"/{ECHO}/Secret"), clusters=["private"]
+                name="secret",
+                match=RouteMatch(method=f"/{ECHO}/Secret"),
+                clusters=["private"],
+                per_try_timeout_s=1.0,
             ),
             RouteConfig(
                 name="echo",

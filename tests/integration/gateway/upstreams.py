@@ -27,8 +27,17 @@ def _msg(text: str) -> bytes:
     return b"\x0a" + bytes([len(data)]) + data
 
 
+async def _slept(text: str) -> bool:
+    """A "sleep:SECONDS" part of a stream: sleep (it answers nothing itself)."""
+    if not text.startswith("sleep:"):
+        return False
+    await asyncio.sleep(float(text[6:]))
+    return True
+
+
 class Echo:
-    """Behaviour keyed by the request text: "fail:CODE", "sleep:SECONDS", "meta", "rich"."""
+    """Behaviour keyed by the request text: "fail:CODE", "sleep:SECONDS", "meta", "rich"
+    (in streams, a "sleep:SECONDS" part sleeps and answers nothing)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -81,20 +90,25 @@ class Echo:
     ) -> AsyncIterator[bytes]:
         self.calls["Split"] += 1
         for part in _text(request).split(","):
-            yield _msg(part)
+            if not await _slept(part):
+                yield _msg(part)
 
     async def join(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> bytes:
         self.calls["Join"] += 1
-        return _msg("+".join([_text(r) async for r in requests]))
+        parts = [_text(r) async for r in requests]
+        for part in parts:
+            await _slept(part)
+        return _msg("+".join(p for p in parts if not p.startswith("sleep:")))
 
     async def chat(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         self.calls["Chat"] += 1
         async for request in requests:
-            yield _msg(_text(request).upper())
+            if not await _slept(_text(request)):
+                yield _msg(_text(request).upper())
 
     def binding(self) -> Binding:
         handler = grpc.method_handlers_generic_handler(

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from isthmus.options.v1 import options_pb2 as isthmus_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&isthmus/gateway/v1/gateway_admin.proto\x12\x12isthmus.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a isthmus/options/v1/options.proto\"\x13\n\x11ListRoutesRequest\"W\n\x12ListRoutesResponse\x12)\n\x06routes\x18\x01 \x03(\x0b\x32\x19.isthmus.gateway.v1.Route\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\t\"\xbb\x01\n\x05Route\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x05match\x18\x02 \x01(\x0b\x32\x1e.isthmus.gateway.v1.RouteMatch\x12\x10\n\x08\x63lusters\x18\x03 \x03(\t\x12\x32\n\x0fper_try_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12\x19\n\x11\x64\x65graded_fallback\x18\x06 \x01(\x08\"K\n\nRouteMatch\x12\x10\n\x06method\x18\x01 \x01(\tH\x00\x12\x11\n\x07service\x18\x02 \x01(\tH\x00\x12\x10\n\x06prefix\x18\x03 \x01(\tH\x00\x42\x06\n\x04kind\"*\n\x17GetClusterHealthRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\"O\n\x18GetClusterHealthResponse\x12\x33\n\x08\x63lusters\x18\x01 \x03(\x0b\x32!.isthmus.gateway.v1.ClusterHealth\"\xb7\x01\n\rClusterHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12/\n\tzone_kind\x18\x03 \x01(\x0e\x32\x1c.isthmus.gateway.v1.ZoneKind\x12\x35\n\tendpoints\x18\x04 \x03(\x0b\x32\".isthmus.gateway.v1.EndpointHealth\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x0f\n\x07pending\x18\x06 \x01(\r\"\xcf\x01\n\x0e\x45ndpointHealth\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.isthmus.gateway.v1.EndpointState\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x1c\n\x14\x63onsecutive_failures\x18\x04 \x01(\r\x12\x31\n\rejected_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x65jection_count\x18\x06 \x01(\r\"z\n\x14\x44rainEndpointRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07undrain\x18\x03 \x01(\x08\x12/\n\x0cwait_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"j\n\x15\x44rainEndpointResponse\x12\x34\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\".isthmus.gateway.v1.EndpointHealth\x12\x1b\n\x13in_flight_remaining\x18\x02 \x01(\r\"&\n\x13ReloadConfigRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"\x7f\n\x14ReloadConfigResponse\x12\x16\n\x0e\x63onfig_version\x18\x01 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x08\x12\x0f\n\x07\x63hanges\x18\x03 \x03(\t\x12-\n\tload_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*R\n\x08ZoneKind\x12\x19\n\x15ZONE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11ZONE_KIND_PRIVATE\x10\x01\x12\x14\n\x10ZONE_KIND_PUBLIC\x10\x02*\xa1\x01\n\rEndpointState\x12\x1e\n\x1a\x45NDPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45NDPOINT_STATE_HEALTHY\x10\x01\x12\x1c\n\x18\x45NDPOINT_STATE_UNHEALTHY\x10\x02\x12\x1a\n\x16\x45NDPOINT_STATE_EJECTED\x10\x03\x12\x1a\n\x16\x45NDPOINT_STATE_DRAINED\x10\x04\x32\xce\x03\n\x13GatewayAdminService\x12\x64\n\nListRoutes\x12%.isthmus.gateway.v1.ListRoutesRequest\x1a&.isthmus.gateway.v1.ListRoutesResponse\"\x07\x90\x02\x01\x88\xb5\x18\x02\x12v\n\x10GetClusterHealth\x12+.isthmus.gateway.v1.GetClusterHealthRequest\x1a,.isthmus.gateway.v1.GetClusterHealthResponse\"\x07\x90\x02\x01\x88\xb5\x18\x02\x12m\n\rDrainEndpoint\x12(.isthmus.gateway.v1.DrainEndpointRequest\x1a).isthmus.gateway.v1.DrainEndpointResponse\"\x07\x90\x02\x02\x88\xb5\x18\x02\x12j\n\x0cReloadConfig\x12\'.isthmus.gateway.v1.ReloadConfigRequest\x1a(.isthmus.gateway.v1.ReloadConfigResponse\"\x07\x90\x02\x02\x88\xb5\x18\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&isthmus/gateway/v1/gateway_admin.proto\x12\x12isthmus.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a isthmus/options/v1/options.proto\"\x13\n\x11ListRoutesRequest\"W\n\x12ListRoutesResponse\x12)\n\x06routes\x18\x01 \x03(\x0b\x32\x19.isthmus.gateway.v1.Route\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\t\"\xf9\x01\n\x05Route\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x05match\x18\x02 \x01(\x0b\x32\x1e.isthmus.gateway.v1.RouteMatch\x12\x10\n\x08\x63lusters\x18\x03 \x03(\t\x12\x32\n\x0fper_try_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12\x19\n\x11\x64\x65graded_fallback\x18\x06 \x01(\x08\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08retry_on\x18\x08 \x03(\t\"K\n\nRouteMatch\x12\x10\n\x06method\x18\x01 \x01(\tH\x00\x12\x11\n\x07service\x18\x02 \x01(\tH\x00\x12\x10\n\x06prefix\x18\x03 \x01(\tH\x00\x42\x06\n\x04kind\"*\n\x17GetClusterHealthRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\"O\n\x18GetClusterHealthResponse\x12\x33\n\x08\x63lusters\x18\x01 \x03(\x0b\x32!.isthmus.gateway.v1.ClusterHealth\"\xb7\x01\n\rClusterHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04zone\x18\x02 \x01(\t\x12/\n\tzone_kind\x18\x03 \x01(\x0e\x32\x1c.isthmus.gateway.v1.ZoneKind\x12\x35\n\tendpoints\x18\x04 \x03(\x0b\x32\".isthmus.gateway.v1.EndpointHealth\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x0f\n\x07pending\x18\x06 \x01(\r\"\xcf\x01\n\x0e\x45ndpointHealth\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.isthmus.gateway.v1.EndpointState\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x1c\n\x14\x63onsecutive_failures\x18\x04 \x01(\r\x12\x31\n\rejected_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x65jection_count\x18\x06 \x01(\r\"z\n\x14\x44rainEndpointRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07undrain\x18\x03 \x01(\x08\x12/\n\x0cwait_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"j\n\x15\x44rainEndpointResponse\x12\x34\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\".isthmus.gateway.v1.EndpointHealth\x12\x1b\n\x13in_flight_remaining\x18\x02 \x01(\r\"&\n\x13ReloadConfigRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08\"\x7f\n\x14ReloadConfigResponse\x12\x16\n\x0e\x63onfig_version\x18\x01 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x08\x12\x0f\n\x07\x63hanges\x18\x03 \x03(\t\x12-\n\tload_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*R\n\x08ZoneKind\x12\x19\n\x15ZONE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11ZONE_KIND_PRIVATE\x10\x01\x12\x14\n\x10ZONE_KIND_PUBLIC\x10\x02*\xa1\x01\n\rEndpointState\x12\x1e\n\x1a\x45NDPOINT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45NDPOINT_STATE_HEALTHY\x10\x01\x12\x1c\n\x18\x45NDPOINT_STATE_UNHEALTHY\x10\x02\x12\x1a\n\x16\x45NDPOINT_STATE_EJECTED\x10\x03\x12\x1a\n\x16\x45NDPOINT_STATE_DRAINED\x10\x04\x32\xce\x03\n\x13GatewayAdminService\x12\x64\n\nListRoutes\x12%.isthmus.gateway.v1.ListRoutesRequest\x1a&.isthmus.gateway.v1.ListRoutesResponse\"\x07\x90\x02\x01\x88\xb5\x18\x02\x12v\n\x10GetClusterHealth\x12+.isthmus.gateway.v1.GetClusterHealthRequest\x1a,.isthmus.gateway.v1.GetClusterHealthResponse\"\x07\x90\x02\x01\x88\xb5\x18\x02\x12m\n\rDrainEndpoint\x12(.isthmus.gateway.v1.DrainEndpointRequest\x1a).isthmus.gateway.v1.DrainEndpointResponse\"\x07\x90\x02\x02\x88\xb5\x18\x02\x12j\n\x0cReloadConfig\x12\'.isthmus.gateway.v1.ReloadConfigRequest\x1a(.isthmus.gateway.v1.ReloadConfigResponse\"\x07\x90\x02\x02\x88\xb5\x18\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,34 +42,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GATEWAYADMINSERVICE'].methods_by_name['DrainEndpoint']._serialized_options = b'\220\002\002\210\265\030\002'
   _globals['_GATEWAYADMINSERVICE'].methods_by_name['ReloadConfig']._loaded_options = None
   _globals['_GATEWAYADMINSERVICE'].methods_by_name['ReloadConfig']._serialized_options = b'\220\002\002\210\265\030\002'
-  _globals['_ZONEKIND']._serialized_start=1460
-  _globals['_ZONEKIND']._serialized_end=1542
-  _globals['_ENDPOINTSTATE']._serialized_start=1545
-  _globals['_ENDPOINTSTATE']._serialized_end=1706
+  _globals['_ZONEKIND']._serialized_start=1522
+  _globals['_ZONEKIND']._serialized_end=1604
+  _globals['_ENDPOINTSTATE']._serialized_start=1607
+  _globals['_ENDPOINTSTATE']._serialized_end=1768
   _globals['_LISTROUTESREQUEST']._serialized_start=161
   _globals['_LISTROUTESREQUEST']._serialized_end=180
   _globals['_LISTROUTESRESPONSE']._serialized_start=182
   _globals['_LISTROUTESRESPONSE']._serialized_end=269
   _globals['_ROUTE']._serialized_start=272
-  _globals['_ROUTE']._serialized_end=459
-  _globals['_ROUTEMATCH']._serialized_start=461
-  _globals['_ROUTEMATCH']._serialized_end=536
-  _globals['_GETCLUSTERHEALTHREQUEST']._serialized_start=538
-  _globals['_GETCLUSTERHEALTHREQUEST']._serialized_end=580
-  _globals['_GETCLUSTERHEALTHRESPONSE']._serialized_start=582
-  _globals['_GETCLUSTERHEALTHRESPONSE']._serialized_end=661
-  _globals['_CLUSTERHEALTH']._serialized_start=664
-  _globals['_CLUSTERHEALTH']._serialized_end=847
-  _globals['_ENDPOINTHEALTH']._serialized_start=850
-  _globals['_ENDPOINTHEALTH']._serialized_end=1057
-  _globals['_DRAINENDPOINTREQUEST']._serialized_start=1059
-  _globals['_DRAINENDPOINTREQUEST']._serialized_end=1181
-  _globals['_DRAINENDPOINTRESPONSE']._serialized_start=1183
-  _globals['_DRAINENDPOINTRESPONSE']._serialized_end=1289
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=1291
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=1329
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=1331
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=1458
-  _globals['_GATEWAYADMINSERVICE']._serialized_start=1709
-  _globals['_GATEWAYADMINSERVICE']._serialized_end=2171
+  _globals['_ROUTE']._serialized_end=521
+  _globals['_ROUTEMATCH']._serialized_start=523
+  _globals['_ROUTEMATCH']._serialized_end=598
+  _globals['_GETCLUSTERHEALTHREQUEST']._serialized_start=600
+  _globals['_GETCLUSTERHEALTHREQUEST']._serialized_end=642
+  _globals['_GETCLUSTERHEALTHRESPONSE']._serialized_start=644
+  _globals['_GETCLUSTERHEALTHRESPONSE']._serialized_end=723
+  _globals['_CLUSTERHEALTH']._serialized_start=726
+  _globals['_CLUSTERHEALTH']._serialized_end=909
+  _globals['_ENDPOINTHEALTH']._serialized_start=912
+  _globals['_ENDPOINTHEALTH']._serialized_end=1119
+  _globals['_DRAINENDPOINTREQUEST']._serialized_start=1121
+  _globals['_DRAINENDPOINTREQUEST']._serialized_end=1243
+  _globals['_DRAINENDPOINTRESPONSE']._serialized_start=1245
+  _globals['_DRAINENDPOINTRESPONSE']._serialized_end=1351
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=1353
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=1391
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=1393
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=1520
+  _globals['_GATEWAYADMINSERVICE']._serialized_start=1771
+  _globals['_GATEWAYADMINSERVICE']._serialized_end=2233
 # @@protoc_insertion_point(module_scope)

@@ -47,20 +47,24 @@ class ListRoutesResponse(_message.Message):
     def __init__(self, routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., config_version: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("name", "match", "clusters", "per_try_timeout", "max_attempts", "degraded_fallback")
+    __slots__ = ("name", "match", "clusters", "per_try_timeout", "max_attempts", "degraded_fallback", "timeout", "retry_on")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     PER_TRY_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ON_FIELD_NUMBER: _ClassVar[int]
     name: str
     match: RouteMatch
     clusters: _containers.RepeatedScalarFieldContainer[str]
     per_try_timeout: _duration_pb2.Duration
     max_attempts: int
     degraded_fallback: bool
-    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[RouteMatch, _Mapping]] = ..., clusters: _Optional[_Iterable[str]] = ..., per_try_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., degraded_fallback: _Optional[bool] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    retry_on: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[RouteMatch, _Mapping]] = ..., clusters: _Optional[_Iterable[str]] = ..., per_try_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., degraded_fallback: _Optional[bool] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_on: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RouteMatch(_message.Message):
     __slots__ = ("method", "service", "prefix")
