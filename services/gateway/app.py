@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import yaml
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from isthmus.gateway.v1 import gateway_admin_pb2_grpc
 from services.contract.descriptors import MethodInfo, load_descriptor_set, method_table
@@ -18,6 +19,7 @@ from services.core.server import Binding, Server, create_server, serve
 from services.core.telemetry import Telemetry
 from services.gateway.admin import ADMIN_SERVICE, AdminServicer
 from services.gateway.config import GatewayConfig, from_topology
+from services.gateway.inspection import RequestInspector
 from services.gateway.proxy import Gateway
 from services.gateway.upstream import DiscoveryWatcher, HealthChecker
 from services.topology import load_topology
@@ -96,11 +98,14 @@ def build_gateway(
     load_config: Callable[[], GatewayConfig] | None = None,
     methods: dict[str, MethodInfo] | None = None,
     telemetry: Telemetry | None = None,
+    descriptors: FileDescriptorSet | None = None,
 ) -> GatewayRuntime:
-    """The gateway server (not started). `methods` defaults to the shipped contract."""
-    methods = methods if methods is not None else method_table(load_descriptor_set())
+    """The gateway server (not started). `descriptors` (the contract the methods come from,
+    used to inspect PUBLIC requests) and `methods` default to the shipped contract."""
+    descriptors = descriptors if descriptors is not None else load_descriptor_set()
+    methods = methods if methods is not None else method_table(descriptors)
     telemetry = telemetry or Telemetry.create(config.server.telemetry)
-    gateway = Gateway(config, methods, telemetry)
+    gateway = Gateway(config, methods, telemetry, RequestInspector(descriptors))
     admin = AdminServicer(gateway, load_config or (lambda: config))
     handler = ProxyHandler(gateway)
     bindings = [

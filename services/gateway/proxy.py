@@ -16,12 +16,13 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from services.contract.descriptors import MethodInfo
-from services.core.errors import DeadlineExceeded, Unavailable
+from services.core.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from services.core.telemetry import Telemetry
 from services.gateway.admission import Admission
 from services.gateway.balancer import EndpointState, RetryBudget, pick, record_outcome
 from services.gateway.config import GatewayConfig, Outcome, RouteConfig
 from services.gateway.fallbacks import Answer, prepare_fallbacks
+from services.gateway.inspection import RequestInspector
 from services.gateway.routing import RouteTable, build_route_table
 from services.gateway.timeouts import (
     AttemptTimeouts,
@@ -123,10 +124,15 @@ class Gateway:
     """Holds the configuration in force and runs calls through it."""
 
     def __init__(
-        self, config: GatewayConfig, methods: dict[str, MethodInfo], telemetry: Telemetry
+        self,
+        config: GatewayConfig,
+        methods: dict[str, MethodInfo],
+        telemetry: Telemetry,
+        inspector: RequestInspector | None = None,
     ) -> None:
         self.methods = methods
         self.telemetry = telemetry
+        self.inspector = inspector
         self.admission = Admission(config.auth)
         self.snapshot = self._snapshot(config, {})
         self.budget = RetryBudget(config.retry_budget)
@@ -134,7 +140,14 @@ class Gateway:
         meter = telemetry.meter
         self.counters = {
             name: meter.create_counter(f"isthmus.gateway.{name}", unit="{call}")
-            for name in ("attempts", "retries", "failovers", "ejections", "degraded")
+            for name in (
+                "attempts",
+                "retries",
+                "failovers",
+                "ejections",
+                "degraded",
+                "refused_personal_data",
+            )
         }
 
     def _snapshot(
@@ -183,6 +196,7 @@ class Gateway:
         """A unary response is returned; server-streaming responses are written to `context`
         as they arrive (a plain coroutine either way: no generator layers per message)."""
         caller = self.admission.admit(context, method.path)
+        self._inspect(method, request)
         snap = self.snapshot
         plan = snap.plan(method)
         if not plan.clusters:
@@ -205,6 +219,29 @@ class Gateway:
             raise DeadlineExceeded(expiry_message(clock, plan.route.name))
         names = ", ".join(c.config.name for c in plan.clusters)
         raise Unavailable(f"no available endpoint for {method.path} in {names}")
+
+    def _inspect(self, method: MethodInfo, request: bytes) -> None:
+        """Refuse a PUBLIC request carrying personal data (inspection.py), counted."""
+        if self.inspector is None:
+            return
+        try:
+            self.inspector.check(method, request)
+        except InvalidArgument:
+            self.counters["refused_personal_data"].add(1, {"rpc_method": method.path})
+            raise
+
+    async def _inspected(
+        self, method: MethodInfo, requests: AsyncIterator[bytes], refused: list[InvalidArgument]
+    ) -> AsyncIterator[bytes]:
+        """A request stream whose messages are inspected before they go upstream; on a
+        refusal the stream raises, which cancels the upstream call."""
+        async for request in requests:
+            try:
+                self._inspect(method, request)
+            except InvalidArgument as exc:
+                refused.append(exc)
+                raise
+            yield request
 
     async def _attempts(
         self,
@@ -371,10 +408,19 @@ class Gateway:
             if endpoint is None:
                 continue
             snap.in_flight += 1
+            refused: list[InvalidArgument] = []
+            inspected = self._inspected(method, requests, refused) if method.is_public else requests
             try:
-                reply = await self._pipe(
-                    cluster, endpoint, method, requests, context, caller.name, clock
-                )
+                try:
+                    reply = await self._pipe(
+                        cluster, endpoint, method, inspected, context, caller.name, clock
+                    )
+                except asyncio.CancelledError:
+                    if refused:  # the upstream call was cancelled before the message went out
+                        raise refused[0] from None
+                    raise
+                if refused:
+                    raise refused[0]
                 if reply.code is grpc.StatusCode.DEADLINE_EXCEEDED and clock.route_binds():
                     reply.details = expiry_message(clock, plan.route.name)
             finally:

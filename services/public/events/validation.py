@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from isthmus.events.v1 import events_pb2
+from services.core.pii_shapes import shape_of
 from services.private.money import currency_problem
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -32,8 +33,12 @@ def event_problem(event: events_pb2.Event, now_s: float) -> str | None:
         "placement_id",
         "model_version",
     ):
-        if not TOKEN.match(getattr(event, name)):
+        value = getattr(event, name)
+        if not TOKEN.match(value):
             return f"{name}: may only contain letters, digits and . _ : @ / - (max 128)"
+        shape = shape_of(value)
+        if shape is not None:  # the gateway refuses it first; this is the second line
+            return f"{name}: looks like {shape}; personal data may not land in the public zone"
     if event.HasField("conversion_value"):
         if event.type != events_pb2.EVENT_TYPE_CONVERSION:
             return "conversion_value: only for EVENT_TYPE_CONVERSION"

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from services.contract.codegen import PROTO_ROOT, compile_descriptor_set
@@ -36,7 +37,8 @@ TOKEN_KEY_HEX = "ab" * 32
 
 
 @pytest.fixture(scope="session")
-def test_methods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MethodInfo]:
+def test_contract(tmp_path_factory: pytest.TempPathFactory) -> FileDescriptorSet:
+    """The shipped contract plus the test EchoService, as one descriptor set."""
     root = tmp_path_factory.mktemp("protos")
     import shutil
 
@@ -44,7 +46,12 @@ def test_methods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MethodIn
     shutil.copytree(TEST_PROTOS, root, dirs_exist_ok=True)
     out = root / "set.binpb"
     compile_descriptor_set(root, out)
-    table = method_table(load_descriptor_set(out.read_bytes()))
+    return load_descriptor_set(out.read_bytes())
+
+
+@pytest.fixture(scope="session")
+def test_methods(test_contract: FileDescriptorSet) -> dict[str, MethodInfo]:
+    table = method_table(test_contract)
     assert f"/{ECHO}/Chat" in table
     return table
 
@@ -167,7 +174,10 @@ def lab_config(ups: dict[str, list[Upstream]], **overrides: Any) -> GatewayConfi
 
 @pytest.fixture
 def lab(
-    loop_thread: Any, test_methods: dict[str, MethodInfo], monkeypatch: pytest.MonkeyPatch
+    loop_thread: Any,
+    test_methods: dict[str, MethodInfo],
+    test_contract: FileDescriptorSet,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Lab]:
     monkeypatch.setenv("ISTHMUS_TEST_TOKEN_KEY", TOKEN_KEY_HEX)
     sizes = {"public-a": 3, "public-b": 1, "private": 1}
@@ -186,7 +196,11 @@ def lab(
 
     async def start() -> GatewayRuntime:
         runtime = build_gateway(
-            config, lambda: holder[0], methods=test_methods, telemetry=telemetry
+            config,
+            lambda: holder[0],
+            methods=test_methods,
+            telemetry=telemetry,
+            descriptors=test_contract,
         )
         await runtime.start()
         return runtime

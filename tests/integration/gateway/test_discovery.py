@@ -127,6 +127,7 @@ def address(replica: Replica) -> str:
 def serve(
     loop_thread: Any,
     test_methods: dict[str, MethodInfo],
+    test_contract: Any,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Iterator[Serve]:
@@ -161,7 +162,9 @@ def serve(
     lab.publish(replicas[:2])
 
     async def start() -> GatewayRuntime:
-        runtime = build_gateway(config, methods=test_methods, telemetry=telemetry)
+        runtime = build_gateway(
+            config, methods=test_methods, telemetry=telemetry, descriptors=test_contract
+        )
         await runtime.start()
         return runtime
 

@@ -25,7 +25,10 @@ CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 @pytest.fixture
 def sampled_out(
-    loop_thread: Any, test_methods: dict[str, MethodInfo], monkeypatch: pytest.MonkeyPatch
+    loop_thread: Any,
+    test_methods: dict[str, MethodInfo],
+    test_contract: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[grpc.Channel, InMemorySpanExporter, InMemoryMetricReader]]:
     monkeypatch.setenv("ISTHMUS_TEST_TOKEN_KEY", TOKEN_KEY_HEX)
     server, port, echo, ads = loop_thread.run(start_upstream("u"))
@@ -39,7 +42,9 @@ def sampled_out(
     )
 
     async def start() -> Any:
-        runtime = build_gateway(lab_config(ups), methods=test_methods, telemetry=telemetry)
+        runtime = build_gateway(
+            lab_config(ups), methods=test_methods, telemetry=telemetry, descriptors=test_contract
+        )
         await runtime.start()
         return runtime
 

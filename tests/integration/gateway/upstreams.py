@@ -43,6 +43,7 @@ class Echo:
         self.name = name
         self.calls: Counter[str] = Counter()
         self.cancelled = 0
+        self.seen: list[str] = []  # every request text that reached this upstream
 
     def unary_for(self, method: str):  # type: ignore[no-untyped-def]
         async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -53,6 +54,7 @@ class Echo:
 
     async def unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         text = _text(request)
+        self.seen.append(text)
         metadata = dict(context.invocation_metadata() or ())
         await context.send_initial_metadata((("x-served-by", self.name),))
         context.set_trailing_metadata(
@@ -89,6 +91,7 @@ class Echo:
         self, request: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         self.calls["Split"] += 1
+        self.seen.append(_text(request))
         for part in _text(request).split(","):
             if not await _slept(part):
                 yield _msg(part)
@@ -98,6 +101,7 @@ class Echo:
     ) -> bytes:
         self.calls["Join"] += 1
         parts = [_text(r) async for r in requests]
+        self.seen.extend(parts)
         for part in parts:
             await _slept(part)
         return _msg("+".join(p for p in parts if not p.startswith("sleep:")))
@@ -107,6 +111,7 @@ class Echo:
     ) -> AsyncIterator[bytes]:
         self.calls["Chat"] += 1
         async for request in requests:
+            self.seen.append(_text(request))
             if not await _slept(_text(request)):
                 yield _msg(_text(request).upper())
 

@@ -125,3 +125,32 @@ def test_empty_and_oversized_batches_are_invalid(events_server: Any) -> None:
             stub.Track(request)
         assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert message in err.value.details()
+
+
+def test_an_event_carrying_personal_data_is_rejected_and_never_lands(events_server: Any) -> None:
+    """Defence in depth behind the gateway's door: the event service itself refuses a value
+    shaped like an e-mail address or a phone number, naming the field, not the value."""
+    stub, root = events_server
+    reply = stub.Track(
+        pb.TrackRequest(
+            events=[
+                event("e-1", pseudonymous_user_id="alice@example.com"),
+                event("e-2", placement_id="13800138000"),
+                event("e-3"),
+            ]
+        )
+    )
+    verdicts = [(r.event_id, r.status, r.reason) for r in reply.results]
+    assert [(e, s) for e, s, _ in verdicts] == [
+        ("e-1", pb.EVENT_STATUS_REJECTED),
+        ("e-2", pb.EVENT_STATUS_REJECTED),
+        ("e-3", pb.EVENT_STATUS_ACCEPTED),
+    ]
+    assert verdicts[0][2].startswith("pseudonymous_user_id: looks like an e-mail address")
+    assert verdicts[1][2].startswith("placement_id: looks like a phone number")
+    assert "alice" not in verdicts[0][2]
+    assert "13800138000" not in verdicts[1][2]
+    landed_text = "".join(p.read_text() for p in root.rglob("*.jsonl"))
+    assert "alice@example.com" not in landed_text
+    assert "13800138000" not in landed_text
+    assert [r["event_id"] for r in landed(root)] == ["e-3"]

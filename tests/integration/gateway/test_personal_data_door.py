@@ -1,0 +1,104 @@
+"""No personal data through a PUBLIC door: a PUBLIC request with a value shaped like an
+e-mail address, a phone number or a card number in any string field is refused with
+INVALID_ARGUMENT naming the field (never the value), nothing of it reaches the upstream or
+the gateway's log, and SENSITIVE methods (private zone only) are not inspected."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from isthmus.ads.v1 import ads_pb2, ads_pb2_grpc
+from tests.integration.gateway.conftest import auth
+from tests.integration.gateway.upstreams import ECHO, _msg, _text
+
+pytestmark = pytest.mark.integration
+PERSONAL = {
+    "e-mail address": "alice@example.com",
+    "phone number": "13800138000",
+    "payment card number": "4111 1111 1111 1111",
+}
+
+
+def bad_request(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The BadRequest field violations of an error's rich status."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                request = error_details_pb2.BadRequest()
+                if detail.Unpack(request):
+                    return [(v.field, v.description) for v in request.field_violations]
+    return []
+
+
+def seen_upstream(lab: Any) -> list[str]:
+    return [text for group in lab.upstreams.values() for u in group for text in u.echo.seen]
+
+
+@pytest.mark.parametrize("shape", list(PERSONAL))
+def test_a_public_unary_call_carrying_personal_data_is_refused_naming_the_field(
+    lab: Any, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = PERSONAL[shape]
+    caplog.set_level(logging.DEBUG)
+    unary = lab.channel.unary_unary(f"/{ECHO}/Unary")
+    with pytest.raises(grpc.RpcError) as caught:
+        unary(_msg(f"contact {value} please"), metadata=auth(), timeout=5)
+    error = caught.value
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    violations = bad_request(error)
+    assert [field for field, _ in violations] == ["text"]
+    assert shape in violations[0][1]
+    assert value not in (error.details() or "")
+    assert value not in str(violations)
+    assert not any(value in text for text in seen_upstream(lab))
+    assert value not in caplog.text
+    assert lab.counter("refused_personal_data") == 1
+
+
+def test_a_nested_repeated_field_is_named_by_its_path(lab: Any) -> None:
+    stub = ads_pb2_grpc.AdServiceStub(lab.channel)
+    request = ads_pb2.RankRequest(
+        request_id="r-1",
+        context=ads_pb2.RankContext(placement_id="home-top", slot_count=1),
+        candidates=[
+            ads_pb2.Candidate(ad_id="ad-1", campaign_id="camp-1", cpc_bid_micros=5),
+            ads_pb2.Candidate(ad_id="ad-2", campaign_id="+86 138 0013 8000", cpc_bid_micros=5),
+        ],
+    )
+    calls = sum(u.ads.calls for group in lab.upstreams.values() for u in group)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Rank(request, metadata=auth(), timeout=5)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request(caught.value)] == ["candidates[1].campaign_id"]
+    assert sum(u.ads.calls for group in lab.upstreams.values() for u in group) == calls
+
+
+def test_ids_the_platform_uses_pass_untouched(lab: Any) -> None:
+    unary = lab.channel.unary_unary(f"/{ECHO}/Unary")
+    for text in ("550e8400-e29b-41d4-a716-446655440000", "ad-12", "2026-11-30 07:45:00"):
+        assert _text(unary(_msg(text), metadata=auth(), timeout=5)).endswith(":" + text)
+
+
+def test_a_sensitive_method_is_not_inspected(lab: Any) -> None:
+    """SENSITIVE methods only ever reach the private zone, where personal data belongs."""
+    secret = lab.channel.unary_unary(f"/{ECHO}/Secret")
+    answer = _text(secret(_msg("alice@example.com"), metadata=auth(), timeout=5))
+    assert answer.endswith(":alice@example.com")
+
+
+def test_a_stream_is_cut_before_the_message_with_personal_data_goes_upstream(lab: Any) -> None:
+    chat = lab.channel.stream_stream(f"/{ECHO}/Chat")
+    requests = [_msg("hello"), _msg("mail me at bob@example.org"), _msg("later")]
+    with pytest.raises(grpc.RpcError) as caught:
+        list(chat(iter(requests), metadata=auth(), timeout=5))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request(caught.value)] == ["text"]
+    seen = seen_upstream(lab)
+    assert not any("bob@example.org" in text for text in seen)
+    assert "later" not in seen
