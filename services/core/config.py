@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.topology.model import Endpoint, TlsConfig
+from services.core.net import Endpoint, TlsConfig
 
 MiB = 1024 * 1024
 

@@ -25,8 +25,8 @@ from grpc_reflection.v1alpha import reflection
 
 from services.core.config import ServerConfig
 from services.core.interceptor import ServerInterceptor
+from services.core.net import TlsConfig
 from services.core.telemetry import Telemetry
-from services.topology.model import TlsConfig
 
 log = logging.getLogger(__name__)
 

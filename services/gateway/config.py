@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.adpolicy import SHIPPED_RULES_FILE, load_rules
 from services.core.config import ServerConfig
-from services.private.config import SecretRef
+from services.core.secret_ref import SecretRef
 from services.topology.model import Endpoint, TlsConfig, Topology, ZoneKind
 
 

@@ -34,8 +34,8 @@ from services.local.supervisor import (
 )
 
 __all__ = ["StartError", "down", "up"]
+from services.core.secret_ref import SecretRef
 from services.models.registry import ModelRegistry
-from services.private.config import SecretRef
 from services.topology.model import Topology, ZoneKind
 
 DEFAULT_RUN_DIR = Path("var/run")

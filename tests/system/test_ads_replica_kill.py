@@ -17,9 +17,9 @@ import grpc
 import pytest
 
 from isthmus.ads.v1 import ads_pb2_grpc
+from services.core.secret_ref import SecretRef
 from services.core.server import free_port
 from services.gateway.auth import issue_token
-from services.private.config import SecretRef
 from tests.support.ads_zone import AdsZoneProcess, rank_request, start_ads_zone
 from tests.support.ctr import publish_model
 from tests.support.processes import listening_pid, start_cli_server

@@ -10,8 +10,8 @@ from isthmus.common.v1 import common_pb2
 from isthmus.orders.v1 import orders_pb2
 from isthmus.profile.v1 import profile_pb2 as pb
 from services.core.errors import InvalidArgument
+from services.core.money import currency_problem
 from services.private.keys import Keys, UnreadableCiphertext, new_data_key, seal, unseal
-from services.private.money import currency_problem
 from services.private.orders.validation import validate_place
 from services.private.profile.normalize import (
     birth_date_problem,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from isthmus.orders.v1 import orders_pb2
+from services.core.money import MAX_AMOUNT_MINOR, currency_problem
 from services.core.validation import Violations
-from services.private.money import MAX_AMOUNT_MINOR, currency_problem
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from isthmus.events.v1 import events_pb2
+from services.core.money import currency_problem
 from services.core.pii_shapes import shape_of
-from services.private.money import currency_problem
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TOKEN = re.compile(r"^[A-Za-z0-9._:@/-]{0,128}$")

@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.contract.codegen import PROTO_ROOT, compile_descriptor_set
 from services.contract.descriptors import MethodInfo, load_descriptor_set, method_table
 from services.core.config import ServerConfig, TelemetryConfig
+from services.core.secret_ref import SecretRef
 from services.core.telemetry import Telemetry
 from services.gateway.app import GatewayRuntime, build_gateway
 from services.gateway.config import (
@@ -28,7 +29,6 @@ from services.gateway.config import (
     RouteConfig,
     RouteMatch,
 )
-from services.private.config import SecretRef
 from services.topology.model import Endpoint, ZoneKind
 from tests.integration.gateway.upstreams import ECHO, start_upstream
 

@@ -19,6 +19,7 @@ import pytest
 
 from services.contract.descriptors import MethodInfo
 from services.core.config import ServerConfig, TelemetryConfig
+from services.core.secret_ref import SecretRef
 from services.core.server import Binding, Server, create_server
 from services.core.telemetry import Telemetry
 from services.gateway.app import GatewayRuntime, build_gateway
@@ -33,7 +34,6 @@ from services.gateway.config import (
     RouteConfig,
     RouteMatch,
 )
-from services.private.config import SecretRef
 from services.topology.model import ZoneKind
 from tests.integration.gateway.conftest import TOKEN_KEY_HEX, auth
 from tests.integration.gateway.upstreams import ECHO, Echo, _msg, _text
