@@ -63,14 +63,18 @@ def _first_shape(value: str) -> tuple[str, int] | None:
         email = EMAIL.search(value)
         if email:
             return EMAIL_SHAPE, email.start()
-    for match in NUMBER.finditer(value):
-        if DATE.match(match.group()):  # "2026-11-30 07:45": a time, not a number
+    position = 0
+    while (match := NUMBER.search(value, position)) is not None:
+        date = DATE.match(value, match.start())
+        if date:  # "2026-11-30 07:45" is a time; look again after the date, not past the run
+            position = date.end()
             continue
         digits = re.sub(r"[^0-9]", "", match.group())
         if 13 <= len(digits) <= 19 and luhn_ok(digits):
             return CARD_SHAPE, match.start()
         if 10 <= len(digits) <= 15:
             return PHONE_SHAPE, match.start()
+        position = match.end()
     return None
 
 

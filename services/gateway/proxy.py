@@ -304,17 +304,18 @@ class Gateway:
                 finally:
                     if is_retry:
                         self.budget.retries_active -= 1
+                expired = clock.expired(time.monotonic())
+                # The route's timeout, not the caller's deadline, ended it: say so.
+                route_ended = expired and clock.route_binds()
+                if route_ended and reply.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    reply.details = expiry_message(clock, plan.route.name)
                 if reply.code is grpc.StatusCode.OK or reply.messages_sent:
                     return reply
                 last = reply
                 if not _retriable(reply, context, plan.retry_on):
                     return reply
-                if clock.expired(time.monotonic()):
-                    if plan.fallback is not None:
-                        return None
-                    if clock.route_binds() and reply.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                        reply.details = expiry_message(clock, plan.route.name)
-                    return reply
+                if expired:
+                    return None if plan.fallback is not None else reply
         return None if plan.fallback is not None else last
 
     async def _attempt(

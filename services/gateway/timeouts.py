@@ -89,13 +89,12 @@ def attempt_timeouts(
     if remaining is not None and remaining <= 0:
         raise CallExpired("the call's time ran out in the gateway")
     per_try = per_try_s if retry_safe else None
-    if per_try is None:
+    if per_try is None or (remaining is not None and remaining <= per_try):
+        # No per-try bound, or the call's own time ends first: that, not a per-try timeout,
+        # ends the attempt (DEADLINE_EXCEEDED, not a retriable UNAVAILABLE).
         return AttemptTimeouts(remaining)
     if server_streaming:  # only until the first response: the stream itself runs on
-        first = per_try if remaining is None else min(per_try, remaining)
-        return AttemptTimeouts(remaining, first_response_s=first)
-    if remaining is not None and remaining <= per_try:
-        return AttemptTimeouts(remaining)
+        return AttemptTimeouts(remaining, first_response_s=per_try)
     return AttemptTimeouts(per_try, per_try_binds=True)
 
 

@@ -125,8 +125,10 @@ class ClusterRuntime:
         if addresses is None:
             return
         self.apply(addresses)
+        if previous is None or not (self.actively_checked and previous.actively_checked):
+            return  # health from another kind of checking (or none) says nothing here
         for endpoint in self.endpoints:
-            old = previous.endpoint(endpoint.address) if previous is not None else None
+            old = previous.endpoint(endpoint.address)
             if old is not None and not old.removed:
                 endpoint.healthy = old.healthy
 
@@ -224,9 +226,12 @@ class HealthChecker:
         while True:
             now = time.monotonic()
             rounds: list[Any] = []
-            for cluster in self._clusters():
+            checked = [c for c in self._clusters() if c.actively_checked]
+            # A cluster gone or no longer checked (a reload) leaves no stale time behind.
+            due = {c.config.name: due[c.config.name] for c in checked if c.config.name in due}
+            for cluster in checked:
                 name = cluster.config.name
-                if not cluster.actively_checked or now < due.get(name, 0.0):
+                if now < due.get(name, 0.0):
                     continue
                 due[name] = now + cluster.settings.health.interval_s
                 rounds.extend(self._check(cluster, e) for e in cluster.endpoints if not e.removed)

@@ -3,6 +3,10 @@ settings of its config."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -22,6 +26,7 @@ from services.gateway.timeouts import (
     attempt_timeouts,
     expiry_message,
 )
+from services.gateway.upstream import ClusterRuntime
 from services.topology import load_topology
 from services.topology.model import Endpoint, ZoneKind
 
@@ -47,8 +52,8 @@ def test_a_per_try_timeout_applies_only_where_a_retry_can_follow() -> None:
 def test_a_server_stream_gets_the_per_try_timeout_only_for_its_first_response() -> None:
     bounds = attempt_timeouts(clock(), NOW, 1.0, True, True)
     assert bounds == AttemptTimeouts(None, first_response_s=1.0)
-    bounds = attempt_timeouts(clock(0.5), NOW, 1.0, True, True)  # the caller's is shorter
-    assert bounds == AttemptTimeouts(0.5, first_response_s=0.5)
+    bounds = attempt_timeouts(clock(5.0), NOW, 1.0, True, True)
+    assert bounds == AttemptTimeouts(5.0, first_response_s=1.0)
 
 
 def test_the_shorter_of_the_callers_deadline_and_the_route_timeout_wins() -> None:
@@ -112,3 +117,49 @@ def test_a_cluster_carries_its_own_settings_and_falls_back_to_the_gateways() -> 
     other = config.settings_of(config.clusters[0])
     assert other.outlier == config.outlier
     assert other.circuit_breaker == config.circuit_breaker
+
+
+def test_a_server_stream_with_less_time_left_than_a_try_is_bounded_by_the_call_alone() -> None:
+    """Its end is the call's deadline (DEADLINE_EXCEEDED), never a per-try UNAVAILABLE."""
+    assert attempt_timeouts(clock(0.5), NOW, 1.0, True, True) == AttemptTimeouts(0.5)
+
+
+@pytest.mark.parametrize(("kind", "healthy"), [("none", True), ("grpc_health", False)])
+def test_a_rebuilt_cluster_keeps_health_only_from_a_runtime_that_checked_the_same_way(
+    tmp_path: Path, kind: str, healthy: bool
+) -> None:
+    """A reload that turns active checks off must not leave endpoints marked down by the old
+    checks (nothing would ever mark them up again)."""
+    endpoints = tmp_path / "team.endpoints.json"
+    endpoints.write_text(
+        json.dumps(
+            {
+                "service": "team",
+                "generation": 1,
+                "updated_unix_s": 1.0,
+                "endpoints": [{"host": "127.0.0.1", "port": 7}],
+            }
+        )
+    )
+    shipped = from_topology(load_topology())
+    checked = ClusterConfig(
+        name="team", zone="private", zone_kind=ZoneKind.PRIVATE, endpoints_file=endpoints
+    )
+
+    async def rebuild() -> bool:
+        old = ClusterRuntime(checked, shipped.upstream_tls, shipped.settings_of(checked))
+        old.seed(None)
+        old.endpoints[0].healthy = False  # the old checks marked it down
+        new_config = checked.model_copy(update={"health_check": kind})
+        new = ClusterRuntime(new_config, shipped.upstream_tls, shipped.settings_of(new_config))
+        new.seed(old)
+        answer = new.endpoints[0].healthy
+        await old.close()
+        await new.close()
+        return answer
+
+    loop = asyncio.new_event_loop()  # not asyncio.run: it would unset the thread's loop
+    try:
+        assert loop.run_until_complete(rebuild()) is healthy
+    finally:
+        loop.close()

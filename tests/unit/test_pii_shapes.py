@@ -38,6 +38,8 @@ pytestmark = pytest.mark.unit
         ("4111 1111 1111 1111", CARD_SHAPE),
         ("4111-1111-1111-1111", CARD_SHAPE),
         ("5500005555555559", CARD_SHAPE),
+        ("2026-11-30 0612345678", PHONE_SHAPE),  # a date in front hides nothing
+        ("2026-01-01 4111 1111 1111 1111", CARD_SHAPE),
         # ids and other values the platform uses
         ("550e8400-e29b-41d4-a716-446655440000", None),
         ("550e8400-e29b-41d4-a716-123456789012", None),  # an all-digit last group
