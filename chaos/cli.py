@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
         action="append",
         choices=list(PROTECTIONS),
         help="switch a protection off for the drill (to see it fail); repeatable: "
-        + "; ".join(f"{name}: {what}" for name, (what, _) in PROTECTIONS.items()),
+        + "; ".join(f"{name}: {p.what}" for name, p in PROTECTIONS.items()).replace("%", "%%"),
     )
     report = sub.add_parser("report", help="summary table of the drills run so far")
     for p in (run, report):

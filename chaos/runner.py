@@ -168,52 +168,59 @@ def packet_filters(namespace: str) -> list[str]:
     return sorted(line.strip() for line in listed.stdout.splitlines() if line.strip())
 
 
-# What each protection is, and the action that switches it off for one drill (the rollback
-# switches it on again). Gateway protections reconfigure every gateway instance; "retries"
-# also stops the drill's callers retrying, "client-retries" only that.
-_GATEWAY = "chaos.local.actions:switch_off_protection"
-PROTECTIONS: dict[str, tuple[str, str | None]] = {
-    "retries": ("the gateway's and the callers' retries", _GATEWAY),
-    "client-retries": ("the callers' retry policy (the shipped service config)", None),
-    "ejection": ("outlier ejection beyond 10% of a cluster", _GATEWAY),
-    "failover": ("failover from the first public zone to the next", _GATEWAY),
-    "per-try-timeout": ("the gateway's per-try timeouts", _GATEWAY),
-    "restarts": (
-        "the supervisor's restarts of what exits",
-        "chaos.local.actions:switch_off_restarts",
+@dataclass(frozen=True)
+class Protection:
+    """A protection a drill can switch off: what it is, and the action that switches it off
+    for one drill (None: only the runner's own callers change) with its arguments; the
+    rollback switches it on again."""
+
+    what: str
+    action: str | None = None  # "module:function"
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+def _gateway(what: str, name: str) -> Protection:
+    """A gateway protection: every instance reconfigured, one at a time."""
+    return Protection(what, "chaos.local.actions:switch_off_protection", {"protection": name})
+
+
+# "retries" also stops the drill's callers retrying, "client-retries" only that (run_drill).
+PROTECTIONS: dict[str, Protection] = {
+    "retries": _gateway("the gateway's and the callers' retries", "retries"),
+    "client-retries": Protection("the callers' retry policy (the shipped service config)"),
+    "ejection": _gateway("outlier ejection beyond 10% of a cluster", "ejection"),
+    "failover": _gateway("failover from the first public zone to the next", "failover"),
+    "per-try-timeout": _gateway("the gateway's per-try timeouts", "per-try-timeout"),
+    "restarts": Protection(
+        "the supervisor's restarts of what exits", "chaos.local.actions:switch_off_restarts"
     ),
-    "checkpoint": (
-        "the sync's checkpoints and commit logs",
-        "chaos.local.sync:switch_off_checkpoint",
+    "checkpoint": Protection(
+        "the sync's checkpoints and commit logs", "chaos.local.sync:switch_off_checkpoint"
     ),
 }
 
 
 def without(experiment: dict[str, Any], protections: list[str]) -> dict[str, Any]:
-    """The experiment with `protections` switched off first (see PROTECTIONS; the
-    rollback switches them on again). Pure."""
+    """The experiment with `protections` switched off first (see PROTECTIONS). Pure."""
     unknown = sorted(set(protections) - set(PROTECTIONS))
     if unknown:
         raise ValueError(f"unknown protection {unknown}; known: {', '.join(PROTECTIONS)}")
     edited = copy.deepcopy(experiment)
     switches = []
-    for protection in protections:
-        what, switch = PROTECTIONS[protection]
-        if switch is None:
-            continue  # the runner's own callers: see run_drill
-        module, func = switch.split(":")
-        arguments: dict[str, Any] = {"run_dir": "${run_dir}"}
-        if switch == _GATEWAY:
-            arguments["protection"] = protection
+    for name in protections:
+        protection = PROTECTIONS[name]
+        if protection.action is None:
+            continue
+        module, func = protection.action.split(":")
         switches.append(
             {
                 "type": "action",
-                "name": f"switch off {what}",
+                "name": f"switch off {protection.what}",
                 "provider": {
                     "type": "python",
                     "module": module,
                     "func": func,
-                    "arguments": arguments,
+                    "arguments": {**protection.arguments, "run_dir": "${run_dir}"},
                 },
             }
         )

@@ -230,7 +230,7 @@ def restore_platform(timeout_s: float = 180.0, run_dir: str = DEFAULT_RUN_DIR) -
 
 
 # ---- protections, switched off to show a drill can fail --------------------------------
-PROTECTIONS: dict[str, dict[str, Any]] = {
+GATEWAY_SETTINGS_OFF: dict[str, dict[str, Any]] = {
     # No retries or failover attempts at all: the budget allows none (the drill's callers
     # stop retrying too: see runner.run_drill).
     "retries": {"retry_budget": {"budget_percent": 0.0, "min_retry_concurrency": 0}},
@@ -263,8 +263,8 @@ def switch_off_protection(protection: str, run_dir: str = DEFAULT_RUN_DIR) -> No
 
 def protection_off(protection: str, platform: Platform) -> dict[str, Any]:
     """The gateway config fields that switch `protection` off (pure)."""
-    if protection in PROTECTIONS:
-        return dict(PROTECTIONS[protection])
+    if protection in GATEWAY_SETTINGS_OFF:
+        return dict(GATEWAY_SETTINGS_OFF[protection])
     if protection == "failover":
         from services.gateway.config import from_topology
 

@@ -71,3 +71,13 @@ def test_plan_rejects_a_sensitive_service_in_a_public_zone(tmp_path: Path) -> No
 def test_protos_check_passes_on_the_committed_tree() -> None:
     result = run("protos", "check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chaos_run_help_names_every_protection_a_drill_can_switch_off() -> None:
+    from chaos.runner import PROTECTIONS
+
+    result = run("chaos", "run", "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = "".join(result.stdout.split())  # argparse wraps lines, also at hyphens
+    for name, protection in PROTECTIONS.items():
+        assert "".join(f"{name}: {protection.what}".split()) in text

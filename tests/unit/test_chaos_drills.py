@@ -113,7 +113,7 @@ def test_every_protection_switch_names_a_real_action_with_arguments_it_takes(
 ) -> None:
     experiment, _ = load_drill(DRILLS / "sync-killed.yaml")
     added = without(experiment, [protection])["method"][: -len(experiment["method"])]
-    if PROTECTIONS[protection][1] is None:  # the callers' own: nothing to run on the platform
+    if PROTECTIONS[protection].action is None:  # the callers' own: nothing to run on the platform
         assert added == []
         return
     (action,) = added

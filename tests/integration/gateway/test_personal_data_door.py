@@ -10,11 +10,13 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
-from isthmus.ads.v1 import ads_pb2, ads_pb2_grpc
+from isthmus.ads.v1 import ads_pb2_grpc
 from tests.integration.gateway.conftest import auth
 from tests.integration.gateway.upstreams import ECHO, _msg, _text
+from tests.support.ads_zone import rank_request
 
 pytestmark = pytest.mark.integration
 PERSONAL = {
@@ -26,14 +28,11 @@ PERSONAL = {
 
 def bad_request(error: grpc.RpcError) -> list[tuple[str, str]]:
     """The BadRequest field violations of an error's rich status."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                request = error_details_pb2.BadRequest()
-                if detail.Unpack(request):
-                    return [(v.field, v.description) for v in request.field_violations]
-    return []
+    status = rpc_status.from_call(error)
+    assert status is not None, error
+    request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(request)
+    return [(v.field, v.description) for v in request.field_violations]
 
 
 def seen_upstream(lab: Any) -> list[str]:
@@ -63,14 +62,8 @@ def test_a_public_unary_call_carrying_personal_data_is_refused_naming_the_field(
 
 def test_a_nested_repeated_field_is_named_by_its_path(lab: Any) -> None:
     stub = ads_pb2_grpc.AdServiceStub(lab.channel)
-    request = ads_pb2.RankRequest(
-        request_id="r-1",
-        context=ads_pb2.RankContext(placement_id="home-top", slot_count=1),
-        candidates=[
-            ads_pb2.Candidate(ad_id="ad-1", campaign_id="camp-1", cpc_bid_micros=5),
-            ads_pb2.Candidate(ad_id="ad-2", campaign_id="+86 138 0013 8000", cpc_bid_micros=5),
-        ],
-    )
+    request = rank_request(2, "r-1")
+    request.candidates[1].campaign_id = "+86 138 0013 8000"
     calls = sum(u.ads.calls for group in lab.upstreams.values() for u in group)
     with pytest.raises(grpc.RpcError) as caught:
         stub.Rank(request, metadata=auth(), timeout=5)
