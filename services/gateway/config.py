@@ -74,6 +74,33 @@ class CircuitBreakerConfig(_Strict):
     max_pending: int = Field(default=1024, ge=0, description="Calls waiting for a slot.")
 
 
+class ConnectionConfig(_Strict):
+    """How the gateway (re)connects to an upstream endpoint. gRPC's own defaults (a 20 s
+    connect timeout, back-off growing to 120 s) keep a channel away from an endpoint for
+    seconds after its zone comes back: 7-8.5 s measured after a 25 s link cut. Health checks
+    and outlier detection decide whether an endpoint takes traffic; the channel only has to
+    be ready to try again soon."""
+
+    connect_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Longest one connection attempt may take."
+    )
+    backoff_initial_s: float = Field(
+        default=0.1, gt=0, le=60, description="Wait before reconnecting after a failed attempt."
+    )
+    backoff_max_s: float = Field(
+        default=1.0, gt=0, le=300, description="Largest wait between connection attempts."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"connection: backoff_max_s ({self.backoff_max_s}) is below "
+                f"backoff_initial_s ({self.backoff_initial_s})"
+            )
+        return self
+
+
 class RouteMatch(_Strict):
     """Exactly one of method, service or prefix."""
 
@@ -178,6 +205,10 @@ class ClusterConfig(_Strict):
     health: HealthCheckConfig | None = Field(
         default=None, description="This cluster's health-check timing; None: the gateway's."
     )
+    connection: ConnectionConfig | None = Field(
+        default=None,
+        description="This cluster's connect timeout and back-off; None: the gateway's.",
+    )
     plaintext: bool = Field(
         default=False,
         description="Dial this cluster without TLS even when upstream_tls is on: its listener "
@@ -256,6 +287,9 @@ class GatewayConfig(_Strict):
     circuit_breaker: CircuitBreakerConfig = Field(
         default_factory=CircuitBreakerConfig, description="Per-cluster limits."
     )
+    connection: ConnectionConfig = Field(
+        default_factory=ConnectionConfig, description="Connect timeout and reconnect back-off."
+    )
     retry_budget: RetryBudgetConfig = Field(
         default_factory=RetryBudgetConfig, description="Retry budget and back-off."
     )
@@ -298,6 +332,7 @@ class GatewayConfig(_Strict):
             outlier=cluster.outlier or self.outlier,
             circuit_breaker=cluster.circuit_breaker or self.circuit_breaker,
             health=cluster.health or self.health_check,
+            connection=cluster.connection or self.connection,
         )
 
 
@@ -306,6 +341,7 @@ class ClusterSettings:
     outlier: OutlierConfig
     circuit_breaker: CircuitBreakerConfig
     health: HealthCheckConfig
+    connection: ConnectionConfig
 
 
 class Outcome(enum.StrEnum):

@@ -20,6 +20,7 @@ from services.gateway.config import (
     SERVE_HEALTHZ,
     ClusterConfig,
     ClusterSettings,
+    ConnectionConfig,
     DiscoveryConfig,
     HealthCheckConfig,
     HealthCheckKind,
@@ -38,6 +39,18 @@ CHANNEL_OPTIONS = [
 ]
 
 
+def channel_options(connection: ConnectionConfig) -> list[tuple[str, int]]:
+    """The channel arguments for one upstream endpoint. gRPC core takes its minimum
+    reconnect back-off as the deadline of one connection attempt, so that argument is the
+    connect timeout; the initial and maximum back-off bound the wait between attempts."""
+    return [
+        *CHANNEL_OPTIONS,
+        ("grpc.min_reconnect_backoff_ms", round(connection.connect_timeout_s * 1000)),
+        ("grpc.initial_reconnect_backoff_ms", round(connection.backoff_initial_s * 1000)),
+        ("grpc.max_reconnect_backoff_ms", round(connection.backoff_max_s * 1000)),
+    ]
+
+
 class CircuitOpen(Exception):
     """The cluster is at its concurrency limit and its pending queue is full."""
 
@@ -54,7 +67,8 @@ class ClusterRuntime:
         self.settings = settings
         breaker = settings.circuit_breaker
         self.endpoints = [EndpointState(e.address) for e in config.endpoints]
-        self._channels = {e.address: _channel(e.address, tls) for e in self.endpoints}
+        self._options = channel_options(settings.connection)
+        self._channels = {e.address: self._dial(e.address) for e in self.endpoints}
         self._slots = asyncio.Semaphore(breaker.max_requests)
         self._max_pending = breaker.max_pending
         self.pending = 0
@@ -81,6 +95,12 @@ class ClusterRuntime:
     def channel(self, address: str) -> grpc.aio.Channel:
         return self._channels[address]
 
+    def _dial(self, address: str) -> grpc.aio.Channel:
+        if self.tls.enabled:
+            credentials = channel_credentials(self.tls)
+            return grpc.aio.secure_channel(address, credentials, options=self._options)
+        return grpc.aio.insecure_channel(address, options=self._options)
+
     @property
     def in_flight(self) -> int:
         return sum(e.in_flight for e in self.endpoints)
@@ -100,7 +120,7 @@ class ClusterRuntime:
                 endpoint.removed = False
                 continue
             endpoint = EndpointState(address, healthy=not self.actively_checked)
-            self._channels[address] = _channel(address, self.tls)
+            self._channels[address] = self._dial(address)
             self.endpoints.append(endpoint)
             added.append(endpoint)
         for address in remove:
@@ -177,12 +197,6 @@ class ClusterRuntime:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
-
-
-def _channel(address: str, tls: TlsConfig) -> grpc.aio.Channel:
-    if tls.enabled:
-        return grpc.aio.secure_channel(address, channel_credentials(tls), options=CHANNEL_OPTIONS)
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
 
 
 class HealthChecker:
