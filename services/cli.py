@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     protos.set_defaults(handler=_protos)
 
     contract = sub.add_parser("contract", help="list every RPC's sensitivity and check the rules")
+    contract.add_argument(
+        "--descriptor-set",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="lint another team's FileDescriptorSet (`buf build` or `protoc --include_imports` "
+        "output) as the gateway would load it; repeatable",
+    )
     contract.set_defaults(handler=_contract)
 
     plan = sub.add_parser(
@@ -158,12 +167,41 @@ def _contract(args: argparse.Namespace) -> int:
     from services.contract.descriptors import check_contract, load_descriptor_set, method_table
     from services.contract.render import describe_methods
 
+    if args.descriptor_set:
+        return _lint_team_sets(args.descriptor_set)
     fds = load_descriptor_set()
     print(describe_methods(method_table(fds).values()))
     violations = check_contract(fds)
     for violation in violations:
         print(f"VIOLATION {violation}", file=sys.stderr)
     return 1 if violations else 0
+
+
+def _lint_team_sets(paths: list[Path]) -> int:
+    """Check other teams' descriptor sets as the gateway will at load: their methods with
+    what the gateway makes of them, and every broken rule."""
+    from services.contract.render import describe_methods
+    from services.contract.teams import ContractError, load_contract, shipped_contract
+
+    base = shipped_contract()
+    try:
+        contract = load_contract(paths, base)
+    except ContractError as exc:
+        for line in map(str, exc.violations) if exc.violations else [str(exc)]:
+            print(f"VIOLATION {line}", file=sys.stderr)
+        print("the gateway would refuse this configuration", file=sys.stderr)
+        return 1
+    methods = contract.team_methods(base)
+    print(describe_methods(methods))
+    for method in methods:
+        if not method.is_public and not method.is_sensitive:
+            print(
+                f"NOTE {method.path} declares no (isthmus.options.v1.sensitivity): treated as "
+                "SENSITIVE, it reaches private clusters only",
+                file=sys.stderr,
+            )
+    print(f"ok: {len(methods)} method(s) the gateway can route", file=sys.stderr)
+    return 0
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -278,13 +316,13 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from services.contract.descriptors import load_descriptor_set, method_table
     from services.contract.render import describe_topology
+    from services.contract.teams import load_contract
     from services.topology import load_topology
     from services.topology.placement import check_placement
 
     topology = load_topology(args.topology or constants.topology_path_from_env())
-    table = method_table(load_descriptor_set())
+    table = load_contract(topology.gateway.descriptor_sets).methods  # teams' sets included
     print(describe_topology(topology, table))
     violations = check_placement(topology, table)
     for violation in violations:

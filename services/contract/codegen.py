@@ -52,6 +52,25 @@ def compile_descriptor_set(proto_root: Path, out_file: Path) -> None:
         raise CodegenError(f"protoc failed with exit code {code} on {proto_root}")
 
 
+def compile_team_set(proto_root: Path, out_file: Path) -> None:
+    """Compile another team's protos (every .proto under `proto_root`) into a descriptor set
+    the gateway can load: imports included, isthmus' options importable as
+    "isthmus/options/v1/options.proto". The same as `protoc -I<isthmus>/protos -I<root>
+    --include_imports --descriptor_set_out=<out> <files>`."""
+    args = [
+        "grpc_tools.protoc",
+        f"-I{proto_root}",
+        f"-I{PROTO_ROOT}",
+        f"-I{_well_known_include()}",
+        f"--descriptor_set_out={out_file}",
+        "--include_imports",
+        *proto_files(proto_root),
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        raise CodegenError(f"protoc failed with exit code {code} on {proto_root}")
+
+
 def generate(out_root: Path = GEN_ROOT, proto_root: Path = PROTO_ROOT) -> list[Path]:
     """Regenerate messages, type stubs, gRPC stubs and the descriptor set into `out_root`.
 

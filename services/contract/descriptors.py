@@ -6,7 +6,7 @@ descriptor set (at gateway start) and on deliberately broken copies of the proto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -21,8 +21,6 @@ IdempotencyLevel = descriptor_pb2.MethodOptions.IdempotencyLevel
 RETRY_SAFE_LEVELS = frozenset(
     {descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS, descriptor_pb2.MethodOptions.IDEMPOTENT}
 )
-# Packages whose services are ours; imported well-known types are not part of the contract.
-OWN_PACKAGE_PREFIX = "isthmus."
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +71,11 @@ def load_descriptor_set(data: bytes | None = None) -> descriptor_pb2.FileDescrip
     return descriptor_pb2.FileDescriptorSet.FromString(data)
 
 
-def _own_files(
-    fds: descriptor_pb2.FileDescriptorSet,
-) -> Iterator[descriptor_pb2.FileDescriptorProto]:
-    return (f for f in fds.file if f.package.startswith(OWN_PACKAGE_PREFIX))
-
-
 def method_table(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, MethodInfo]:
-    """Every RPC of our packages keyed by its wire path ("/pkg.Service/Method")."""
+    """Every RPC of every service in the set (isthmus' own and loaded teams' alike), keyed
+    by its wire path ("/pkg.Service/Method")."""
     table: dict[str, MethodInfo] = {}
-    for file in _own_files(fds):
+    for file in fds.file:
         for service in file.service:
             service_name = f"{file.package}.{service.name}"
             for method in service.method:

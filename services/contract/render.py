@@ -14,10 +14,11 @@ from services.topology.model import Topology
 def describe_methods(methods: Iterable[MethodInfo]) -> str:
     rows: list[tuple[str, ...]] = [("RPC", "SENSITIVITY", "IDEMPOTENCY")]
     for m in sorted(methods, key=lambda m: m.path):
+        declared = options_pb2.Sensitivity.Name(m.sensitivity).removeprefix("SENSITIVITY_")
         rows.append(
             (
                 m.path,
-                options_pb2.Sensitivity.Name(m.sensitivity).removeprefix("SENSITIVITY_"),
+                declared if declared != "UNSPECIFIED" else "UNSPECIFIED (treated as SENSITIVE)",
                 descriptor_pb2.MethodOptions.IdempotencyLevel.Name(m.idempotency_level),
             )
         )

@@ -78,21 +78,25 @@ class AdminServicer(gateway_admin_pb2_grpc.GatewayAdminServiceServicer):
         self._gateway.admission.admit(context, _PATH + "ReloadConfig")
         try:
             new = self._load_config()
-            # Read the fallbacks' inputs (the rules file) now: a file broken since the config
-            # was validated is refused like a broken config, and new rules count as a change.
+            # Read the fallbacks' inputs (the rules file) and the teams' descriptor sets now:
+            # a file broken since the config was validated is refused like a broken config,
+            # and new contents count as a change.
             answers = fallbacks.prepare_fallbacks(new)
+            contract = self._gateway.contract_for(new)
             if request.dry_run:
                 from services.gateway.routing import build_route_table
 
-                build_route_table(new, self._gateway.methods)
+                build_route_table(new, contract.methods)
         except ValueError as exc:
             raise InvalidArgument.field("config", str(exc)) from exc
         old = self._gateway.snapshot
         changes = _changes(old.config, new) + fallbacks.changed(old.fallbacks, answers)
+        if contract.digest != old.contract.digest:
+            changes.append("descriptor sets changed")
         applied = False
         if not request.dry_run and changes:
             try:
-                retired = self._gateway.reload(new, answers)
+                retired = self._gateway.reload(new, answers, contract)
             except ValueError as exc:
                 raise InvalidArgument.field("config", str(exc)) from exc
             asyncio.get_running_loop().create_task(_close_when_idle(retired))

@@ -15,31 +15,35 @@ from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from isthmus.gateway.v1 import gateway_admin_pb2_grpc
 from services.contract.descriptors import MethodInfo, load_descriptor_set, method_table
+from services.contract.teams import Contract
 from services.core.server import Binding, Server, create_server, serve
 from services.core.telemetry import Telemetry
 from services.gateway.admin import ADMIN_SERVICE, AdminServicer
 from services.gateway.config import GatewayConfig, from_topology
-from services.gateway.inspection import RequestInspector
 from services.gateway.proxy import Gateway
 from services.gateway.upstream import DiscoveryWatcher, HealthChecker
 from services.topology import load_topology
 
 
 class ProxyHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """Hands every known, non-admin method to the gateway; unknown ones get UNIMPLEMENTED."""
+    """Hands every method of the contract in force (isthmus' own and the loaded teams'),
+    except the admin service, to the gateway; unknown ones get UNIMPLEMENTED. A reload that
+    loads or drops a team's set changes what is served from the next call on."""
 
     def __init__(self, gateway: Gateway) -> None:
-        # One handler per method, made at start rather than per call.
-        self._handlers = {
-            path: _handler(gateway, method)
-            for path, method in gateway.methods.items()
-            if method.service != ADMIN_SERVICE
-        }
+        self._gateway = gateway
+        self._handlers: dict[MethodInfo, grpc.RpcMethodHandler] = {}  # made once per method
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        return self._handlers.get(handler_call_details.method)
+        method = self._gateway.methods.get(handler_call_details.method)
+        if method is None or method.service == ADMIN_SERVICE:
+            return None
+        handler = self._handlers.get(method)
+        if handler is None:
+            handler = self._handlers[method] = _handler(self._gateway, method)
+        return handler
 
 
 def _handler(gateway: Gateway, method: MethodInfo) -> grpc.RpcMethodHandler:
@@ -101,11 +105,12 @@ def build_gateway(
     descriptors: FileDescriptorSet | None = None,
 ) -> GatewayRuntime:
     """The gateway server (not started). `descriptors` (the contract the methods come from,
-    used to inspect PUBLIC requests) and `methods` default to the shipped contract."""
+    used to inspect PUBLIC requests) and `methods` default to the shipped contract; the
+    config's `descriptor_sets` add other teams' contracts to them."""
     descriptors = descriptors if descriptors is not None else load_descriptor_set()
     methods = methods if methods is not None else method_table(descriptors)
     telemetry = telemetry or Telemetry.create(config.server.telemetry)
-    gateway = Gateway(config, methods, telemetry, RequestInspector(descriptors))
+    gateway = Gateway(config, Contract(descriptors, methods), telemetry)
     admin = AdminServicer(gateway, load_config or (lambda: config))
     handler = ProxyHandler(gateway)
     bindings = [

@@ -10,6 +10,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.adpolicy import SHIPPED_RULES_FILE, load_rules
+from services.contract.teams import load_contract
 from services.core.config import ServerConfig
 from services.core.secret_ref import SecretRef
 from services.topology.model import Endpoint, TlsConfig, Topology, ZoneKind
@@ -302,11 +303,28 @@ class GatewayConfig(_Strict):
         "Read and checked at load; a broken file refuses the whole config.",
     )
 
+    descriptor_sets: list[Path] = Field(
+        default_factory=list,
+        description="Other teams' contracts: FileDescriptorSets built with their imports "
+        "(`buf build -o x.binpb`, `protoc --include_imports --descriptor_set_out=x.binpb`). "
+        "Every method of every service in them becomes routable, checked by the contract's "
+        "rules (a method without a sensitivity is SENSITIVE; no pii field reachable from a "
+        "PUBLIC method; no isthmus.* or grpc.* services). Read and checked at load and on "
+        "ReloadConfig; a set that breaks a rule refuses the whole config.",
+    )
+
     @field_validator("rules_file")
     @classmethod
     def _rules_load(cls, path: Path) -> Path:
         load_rules(path)  # RulesError (a ValueError) names the file and the problem
         return path
+
+    @field_validator("descriptor_sets")
+    @classmethod
+    def _sets_load(cls, paths: list[Path]) -> list[Path]:
+        if paths:
+            load_contract(paths)  # ContractError (a ValueError) names the method or file
+        return paths
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -386,11 +404,14 @@ def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
     for zone in topology.zones:
         for spec in zone.services:
             by_service.setdefault(spec.proto_service, []).append((order[zone.name], spec.name))
+    short = [p.rsplit(".", 1)[-1] for p in by_service]
     for proto_service, members in sorted(by_service.items()):
         is_rank = proto_service == "isthmus.ads.v1.AdService"
+        name = proto_service.rsplit(".", 1)[-1]
         routes.append(
             RouteConfig(
-                name=proto_service.split(".")[-1],
+                # Short names read best; two teams' services of one short name keep their own.
+                name=name if short.count(name) == 1 else proto_service,
                 match=RouteMatch(service=proto_service),
                 clusters=[name for _, name in sorted(members)],
                 per_try_timeout_s=_per_try_timeout_s(is_rank, len(members)),
@@ -403,6 +424,7 @@ def from_topology(topology: Topology, **overrides: object) -> GatewayConfig:
         "upstream_tls": topology.gateway.upstream_tls,
         "clusters": clusters,
         "routes": routes,
+        "descriptor_sets": topology.gateway.descriptor_sets,
     }
     values.update(overrides)
     return GatewayConfig.model_validate(values)

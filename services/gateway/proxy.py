@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from services.contract.descriptors import MethodInfo
+from services.contract.teams import Contract, load_contract
 from services.core.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from services.core.telemetry import Telemetry
 from services.gateway.admission import Admission
@@ -94,6 +95,8 @@ class Snapshot:
     """Routing state a call keeps for its whole life (a reload swaps in a new one)."""
 
     config: GatewayConfig
+    contract: Contract  # the methods it serves: isthmus' own and the loaded teams'
+    inspector: RequestInspector
     table: RouteTable
     clusters: dict[str, ClusterRuntime]
     fallbacks: dict[str, Answer]  # prepared, by name
@@ -123,16 +126,10 @@ class Snapshot:
 class Gateway:
     """Holds the configuration in force and runs calls through it."""
 
-    def __init__(
-        self,
-        config: GatewayConfig,
-        methods: dict[str, MethodInfo],
-        telemetry: Telemetry,
-        inspector: RequestInspector | None = None,
-    ) -> None:
-        self.methods = methods
+    def __init__(self, config: GatewayConfig, base: Contract, telemetry: Telemetry) -> None:
+        self.base = base  # the shipped contract; a config's descriptor_sets extend it
+        self._base_inspector = RequestInspector(base.descriptors)
         self.telemetry = telemetry
-        self.inspector = inspector
         self.admission = Admission(config.auth)
         self.snapshot = self._snapshot(config, {})
         self.budget = RetryBudget(config.retry_budget)
@@ -150,13 +147,32 @@ class Gateway:
             )
         }
 
+    @property
+    def methods(self) -> dict[str, MethodInfo]:
+        """Every method the gateway serves now (a reload may add or drop teams' methods)."""
+        return self.snapshot.contract.methods
+
+    def contract_for(self, config: GatewayConfig) -> Contract:
+        """The contract `config` serves: the base one with its descriptor sets, read now and
+        checked (ContractError, a ValueError, names the method or file at fault)."""
+        if not config.descriptor_sets:
+            return self.base
+        return load_contract(config.descriptor_sets, self.base)
+
     def _snapshot(
         self,
         config: GatewayConfig,
         old: dict[str, ClusterRuntime],
         fallbacks: dict[str, Answer] | None = None,
+        contract: Contract | None = None,
     ) -> Snapshot:
-        table = build_route_table(config, self.methods)
+        contract = contract or self.contract_for(config)
+        table = build_route_table(config, contract.methods)
+        inspector = (
+            self._base_inspector
+            if contract is self.base
+            else RequestInspector(contract.descriptors)
+        )
         if fallbacks is None:
             fallbacks = prepare_fallbacks(config)
         clusters = {}
@@ -175,16 +191,19 @@ class Gateway:
             fresh = ClusterRuntime(cluster, cluster.dial_tls(config.upstream_tls), settings)
             fresh.seed(previous)
             clusters[cluster.name] = fresh
-        return Snapshot(config, table, clusters, fallbacks)
+        return Snapshot(config, contract, inspector, table, clusters, fallbacks)
 
     def reload(
-        self, config: GatewayConfig, fallbacks: dict[str, Answer] | None = None
+        self,
+        config: GatewayConfig,
+        fallbacks: dict[str, Answer] | None = None,
+        contract: Contract | None = None,
     ) -> list[ClusterRuntime]:
-        """Swap in `config` (validated first) with its fallbacks (prepared here unless given);
-        returns clusters no longer used, for the caller to close once their in-flight calls
-        are done."""
+        """Swap in `config` (validated first) with its fallbacks and contract (prepared here
+        unless given); returns clusters no longer used, for the caller to close once their
+        in-flight calls are done. Anything refused leaves the old snapshot in force."""
         old = self.snapshot
-        self.snapshot = self._snapshot(config, old.clusters, fallbacks)
+        self.snapshot = self._snapshot(config, old.clusters, fallbacks, contract)
         self.admission = Admission(config.auth)
         kept = set(map(id, self.snapshot.clusters.values()))
         return [c for c in old.clusters.values() if id(c) not in kept]
@@ -196,8 +215,8 @@ class Gateway:
         """A unary response is returned; server-streaming responses are written to `context`
         as they arrive (a plain coroutine either way: no generator layers per message)."""
         caller = self.admission.admit(context, method.path)
-        self._inspect(method, request)
         snap = self.snapshot
+        self._inspect(snap.inspector, method, request)
         plan = snap.plan(method)
         if not plan.clusters:
             raise Unavailable(f"no cluster may serve {method.path}")
@@ -220,24 +239,27 @@ class Gateway:
         names = ", ".join(c.config.name for c in plan.clusters)
         raise Unavailable(f"no available endpoint for {method.path} in {names}")
 
-    def _inspect(self, method: MethodInfo, request: bytes) -> None:
+    def _inspect(self, inspector: RequestInspector, method: MethodInfo, request: bytes) -> None:
         """Refuse a PUBLIC request carrying personal data (inspection.py), counted."""
-        if self.inspector is None:
-            return
         try:
-            self.inspector.check(method, request)
+            inspector.check(method, request)
         except InvalidArgument:
             self.counters["refused_personal_data"].add(1, {"rpc_method": method.path})
             raise
 
     async def _inspected(
-        self, method: MethodInfo, requests: AsyncIterator[bytes], refused: list[InvalidArgument]
+        self,
+        inspector: RequestInspector,
+        method: MethodInfo,
+        requests: AsyncIterator[bytes],
+        refused: list[InvalidArgument],
     ) -> AsyncIterator[bytes]:
-        """A request stream whose messages are inspected before they go upstream; on a
-        refusal the stream raises, which cancels the upstream call."""
+        """A request stream whose messages are inspected before they go upstream (by the
+        contract the call started under); on a refusal the stream raises, which cancels the
+        upstream call."""
         async for request in requests:
             try:
-                self._inspect(method, request)
+                self._inspect(inspector, method, request)
             except InvalidArgument as exc:
                 refused.append(exc)
                 raise
@@ -410,7 +432,11 @@ class Gateway:
                 continue
             snap.in_flight += 1
             refused: list[InvalidArgument] = []
-            inspected = self._inspected(method, requests, refused) if method.is_public else requests
+            inspected = (
+                self._inspected(snap.inspector, method, requests, refused)
+                if method.is_public
+                else requests
+            )
             try:
                 try:
                     reply = await self._pipe(

@@ -156,6 +156,8 @@ def build(
                 )
             )
         for spec in zone_spec.services:
+            if not spec.run_by_isthmus:
+                continue  # another team's service: routed to, run by its team
             service = {"name": spec.name}
             kind = spec.kind
             host = spec.endpoints[0].host if net is None else net.zone_ip[zone_spec.name]
@@ -267,7 +269,7 @@ def runtime_topology(topology: Topology, run_dir: Path, net: NetPlan | None) -> 
         doc["gateway"]["listen"]["host"] = net.gateway_ip
     for zone in doc["zones"]:
         for service in zone["services"]:
-            if net is not None:
+            if net is not None and service["kind"] != ServiceKind.EXTERNAL.value:
                 for endpoint in service["endpoints"]:
                     endpoint["host"] = net.zone_ip[zone["name"]]
             if service["kind"] == ServiceKind.ADS.value:

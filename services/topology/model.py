@@ -36,12 +36,15 @@ class ZoneKind(enum.StrEnum):
 
 
 class ServiceKind(enum.StrEnum):
-    """The services isthmus knows how to run; each serves one proto service."""
+    """The services isthmus knows how to run, each serving one proto service; `external` is
+    another team's service that isthmus routes to but does not run (its proto service is
+    named by `serves`, its contract loaded from `gateway.descriptor_sets`)."""
 
     PROFILE = "profile"
     ORDERS = "orders"
     ADS = "ads"
     EVENTS = "events"
+    EXTERNAL = "external"
 
 
 # Which proto service each kind serves; the contract says how sensitive that service is.
@@ -75,6 +78,12 @@ class ServiceSpec(_Strict):
         "passive outlier detection on real calls only).",
     )
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS of its listeners.")
+    serves: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+        description="kind external only: the full name of the proto service it serves, e.g. "
+        '"acme.loyalty.v1.MemberService".',
+    )
 
     @model_validator(mode="after")
     def _some_endpoints(self) -> Self:
@@ -83,11 +92,21 @@ class ServiceSpec(_Strict):
                 f"service {self.name}: give endpoints or endpoints_file, exactly one "
                 f"({len(self.endpoints)} endpoints, endpoints_file={self.endpoints_file})"
             )
+        if (self.kind is ServiceKind.EXTERNAL) != (self.serves is not None):
+            raise ValueError(
+                f"service {self.name}: `serves` names the proto service of a kind external "
+                f"service, and only of one (kind is {self.kind}, serves is {self.serves!r})"
+            )
         return self
 
     @property
     def proto_service(self) -> str:
-        return PROTO_SERVICE[self.kind]
+        return self.serves if self.serves is not None else PROTO_SERVICE[self.kind]
+
+    @property
+    def run_by_isthmus(self) -> bool:
+        """isthmus starts it (`isthmus up`, the Helm chart); external services run elsewhere."""
+        return self.kind is not ServiceKind.EXTERNAL
 
 
 class RayConfig(_Strict):
@@ -183,6 +202,12 @@ class GatewaySpec(_Strict):
     )
     network_namespace: str | None = Field(
         default=None, description="Linux network namespace to run in locally; None = host."
+    )
+    descriptor_sets: list[Path] = Field(
+        default_factory=list,
+        description="Other teams' contracts (`buf build` or `protoc --include_imports` output) "
+        "routed beside isthmus' own; checked by the same rules at load and on ReloadConfig "
+        "(services/contract/teams.py).",
     )
     instances: int = Field(
         default=1,
