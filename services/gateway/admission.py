@@ -9,13 +9,7 @@ import grpc
 
 from services.core.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from services.core.identity import peer_names_from_auth_context
-from services.gateway.auth import (
-    TokenBucket,
-    bearer_token,
-    is_allowed,
-    token_expiry,
-    verify_token,
-)
+from services.gateway.auth import TokenBucket, TokenVerifier, bearer_token, is_allowed
 from services.gateway.config import AuthConfig, CallerConfig
 
 MAX_CACHED_TOKENS = 10_000
@@ -25,7 +19,7 @@ ANONYMOUS = CallerConfig(name="anonymous", allow=["*"], rate_per_s=1e9, burst=1_
 class Admission:
     def __init__(self, config: AuthConfig, clock: Callable[[], float] = time.time) -> None:
         self._config = config
-        self._key = config.token_key.read() if config.token_key else None
+        self._verifier = TokenVerifier.from_config(config)
         self._by_name = {c.name: c for c in config.callers}
         self._by_cert = {n: c for c in config.callers for n in c.certificate_names}
         self._buckets = {c.name: TokenBucket(c.rate_per_s, c.burst) for c in config.callers}
@@ -50,11 +44,11 @@ class Admission:
         hit = self._verified_tokens.get(token)
         if hit is not None and hit[1] > now:
             return hit[0]
-        name = verify_token(token, self._key or b"", now)
+        verified = self._verifier.verify(token, now)
         if len(self._verified_tokens) >= MAX_CACHED_TOKENS:
             self._verified_tokens.clear()
-        self._verified_tokens[token] = (name, token_expiry(token))
-        return name
+        self._verified_tokens[token] = (verified.caller, verified.expires_at_s)
+        return verified.caller
 
     def _authenticate(self, context: grpc.aio.ServicerContext) -> CallerConfig:
         if self._by_cert:  # reading the auth context costs a dict per call: only if it can match
@@ -64,7 +58,7 @@ class Admission:
         metadata = dict(context.invocation_metadata() or ())
         token = bearer_token(_text(metadata.get("authorization")))
         if token is not None:
-            if self._key is None:
+            if not self._verifier.accepts_tokens:
                 raise Unauthenticated("bearer tokens are not accepted by this gateway")
             name = self._verified(token)
             caller = self._by_name.get(name)

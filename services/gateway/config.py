@@ -13,6 +13,7 @@ from services.adpolicy import SHIPPED_RULES_FILE, load_rules
 from services.contract.teams import load_contract
 from services.core.config import ServerConfig
 from services.core.secret_ref import SecretRef
+from services.gateway.jwks import load_jwks
 from services.topology.model import Endpoint, TlsConfig, Topology, ZoneKind
 
 
@@ -264,13 +265,35 @@ class CallerConfig(_Strict):
 
 
 class AuthConfig(_Strict):
-    """Who may call. Tokens are HS256 JWTs (`sub` = caller name, `exp` required)."""
+    """Who may call. Tokens are JWTs (`sub` = caller name, `exp` required; `nbf`/`iat`
+    honoured): HS256 with `token_key`, and/or ES256/EdDSA with the public keys of
+    `jwks_file` (see auth.py)."""
 
-    token_key: SecretRef | None = Field(default=None, description="HMAC key for tokens.")
+    token_key: SecretRef | None = Field(
+        default=None, description="HMAC key for HS256 tokens (the local default)."
+    )
+    jwks_file: Path | None = Field(
+        default=None,
+        description="JWKS (RFC 7517) of public keys, each with a kid: EC P-256 (ES256) or OKP "
+        "Ed25519 (EdDSA); no private members. Read at load and on ReloadConfig (key rotation: "
+        "add the new key, reload, drop the old one later).",
+    )
+    issuer: str | None = Field(default=None, description="Required `iss`, when set.")
+    audience: str | None = Field(default=None, description="Required `aud`, when set.")
+    leeway_s: float = Field(
+        default=0.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
     callers: list[CallerConfig] = Field(default_factory=list, description="Known callers.")
     allow_anonymous: bool = Field(
         default=False, description="Local demos only: unauthenticated calls act as `anonymous`."
     )
+
+    @field_validator("jwks_file")
+    @classmethod
+    def _jwks_load(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            load_jwks(path)  # KeySetError (a ValueError) names the file and the key
+        return path
 
 
 class GatewayConfig(_Strict):
