@@ -1,11 +1,13 @@
 """Endpoint selection and passive health (pure): power-of-two-choices on in-flight calls,
 outlier ejection with exponential back-off and a cap on the share of a cluster ejected,
-and a retry budget."""
+and a retry budget (held through context managers)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from services.gateway.config import Outcome, OutlierConfig, RetryBudgetConfig
@@ -81,6 +83,26 @@ class RetryBudget:
     config: RetryBudgetConfig
     active: int = 0
     retries_active: int = 0
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        """One call in progress (retries are budgeted as a share of these)."""
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+    @contextlib.contextmanager
+    def attempt(self, is_retry: bool) -> Iterator[None]:
+        """One attempt in progress; a retry holds a share of the budget while it runs."""
+        if is_retry:
+            self.retries_active += 1
+        try:
+            yield
+        finally:
+            if is_retry:
+                self.retries_active -= 1
 
     def may_retry(self) -> bool:
         share = self.active * self.config.budget_percent / 100

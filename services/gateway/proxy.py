@@ -1,19 +1,20 @@
 """The transparent proxy: bytes in, bytes out; metadata, trailers, status, details, deadlines
-and cancellation pass through. Decisions come from routing.py and balancer.py; when no cluster
-can answer, a route's named fallback (fallbacks.py) may, on the request's bytes."""
+and cancellation pass through (wire.py). All four call shapes take one path: admission,
+inspection of PUBLIC requests, then attempts whose every next step (retry, fail over, give
+up) is the pure decision of retry.py, on clusters from routing.py and endpoints from
+balancer.py; when no cluster can answer, a route's named fallback (fallbacks.py) may, on the
+request's bytes."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from services.contract.descriptors import MethodInfo
 from services.contract.teams import Contract, load_contract
@@ -24,6 +25,14 @@ from services.gateway.balancer import EndpointState, RetryBudget, pick, record_o
 from services.gateway.config import GatewayConfig, Outcome, RouteConfig
 from services.gateway.fallbacks import Answer, prepare_fallbacks
 from services.gateway.inspection import RequestInspector
+from services.gateway.retry import (
+    Attempted,
+    Policy,
+    Position,
+    Step,
+    after_attempt,
+    after_no_endpoint,
+)
 from services.gateway.routing import RouteTable, build_route_table
 from services.gateway.timeouts import (
     AttemptTimeouts,
@@ -33,29 +42,14 @@ from services.gateway.timeouts import (
     expiry_message,
 )
 from services.gateway.upstream import CircuitOpen, ClusterRuntime
+from services.gateway.wire import Reply, clean, client_span, end_span, finish, upstream_metadata
 
-Metadata = Sequence[tuple[str, str | bytes]]
-# Not forwarded upstream: transport headers gRPC sets itself, the caller's credentials, and
-# headers the gateway owns (caller identity, trace context).
-_DROP = frozenset(
-    {
-        "user-agent",
-        "grpc-timeout",
-        "grpc-encoding",
-        "grpc-accept-encoding",
-        "content-type",
-        "te",
-        "authorization",
-        "x-isthmus-caller",
-        "traceparent",
-        "tracestate",
-    }
-)
 # Of a caller's deadline, what a route with a fallback keeps back for it. The bid-only ranking
 # of 1,000 candidates takes ~2 ms; the rest is slack for a late event loop: with 20 ms, CI on
 # 2 cores lost 7 Rank calls to DEADLINE_EXCEEDED while a new replica started (the gateway's
 # loop woke after the caller had given up), so a 300 ms caller now keeps 240 ms for attempts.
 FALLBACK_RESERVE_S = 0.06
+_DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 _ENDPOINT_FAILURE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -66,28 +60,15 @@ _ENDPOINT_FAILURE = frozenset(
 )
 
 
-@dataclass(slots=True)
-class Reply:
-    """How one attempt ended."""
-
-    code: grpc.StatusCode
-    details: str = ""
-    initial: Metadata = ()
-    trailing: Metadata = ()
-    message: bytes | None = None  # unary response
-    messages_sent: int = 0  # streaming: responses already forwarded (no retry after the first)
-
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Everything the routing tables say about one method, worked out once per snapshot."""
 
     route: RouteConfig
     clusters: tuple[ClusterRuntime, ...]
-    attempts: int
+    policy: Policy  # retries and failover (retry.py)
     fallback: Answer | None  # answers when no cluster can (unary responses only)
     labels: dict[str, str]  # metric attributes of the route
-    retry_on: frozenset[grpc.StatusCode] = frozenset()
 
 
 @dataclass
@@ -111,13 +92,17 @@ class Snapshot:
                 raise Unavailable(f"no route for {method.path}")
             eligible = self.table.eligible_clusters(route, method)
             name = self.table.fallback_for(route, method)
+            policy = Policy(
+                self.table.attempts_per_cluster(route, method),
+                len(eligible),
+                frozenset(grpc.StatusCode[code] for code in route.retry_on),
+            )
             plan = Plan(
                 route,
                 tuple(self.clusters[c.name] for c in eligible),
-                self.table.attempts_per_cluster(route, method),
+                policy,
                 None if name is None or method.server_streaming else self.fallbacks[name],
                 {"route": route.name},
-                frozenset(grpc.StatusCode[code] for code in route.retry_on),
             )
             self.plans[method.path] = plan
         return plan
@@ -208,7 +193,7 @@ class Gateway:
         kept = set(map(id, self.snapshot.clusters.values()))
         return [c for c in old.clusters.values() if id(c) not in kept]
 
-    # ---- unary request (unary or server-streaming response): retries and failover ---------
+    # ---- calls: every shape through one path ---------------------------------------------
     async def unary_request(
         self, method: MethodInfo, request: bytes, context: grpc.aio.ServicerContext
     ) -> bytes | None:
@@ -218,22 +203,69 @@ class Gateway:
         snap = self.snapshot
         self._inspect(snap.inspector, method, request)
         plan = snap.plan(method)
+        reply, clock = await self._call(snap, plan, method, request, context, caller.name)
+        if reply is None and plan.fallback is not None:
+            self.counters["degraded"].add(1, plan.labels)
+            return plan.fallback(request)
+        return await self._conclude(plan, method, reply, clock, context)
+
+    async def stream_request(
+        self,
+        method: MethodInfo,
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
+    ) -> bytes | None:
+        """Client or bidirectional streaming: the same path with one attempt (a consumed
+        request stream cannot be replayed). PUBLIC request messages are inspected as they
+        pass; a refused one ends the call with INVALID_ARGUMENT, whatever the upstream did."""
+        caller = self.admission.admit(context, method.path)
+        snap = self.snapshot
+        plan = snap.plan(method)
+        refused: list[InvalidArgument] = []
+        if method.is_public:
+            requests = self._inspected(snap.inspector, method, requests, refused)
+        try:
+            reply, clock = await self._call(snap, plan, method, requests, context, caller.name)
+        except asyncio.CancelledError:
+            if refused:  # the upstream call was cancelled before the message went out
+                raise refused[0] from None
+            raise
+        if refused:
+            raise refused[0]
+        return await self._conclude(plan, method, reply, clock, context)
+
+    async def _call(
+        self,
+        snap: Snapshot,
+        plan: Plan,
+        method: MethodInfo,
+        request: bytes | AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
+        caller: str,
+    ) -> tuple[Reply | None, CallClock]:
         if not plan.clusters:
             raise Unavailable(f"no cluster may serve {method.path}")
         clock = CallClock.start(time.monotonic(), context.time_remaining(), plan.route.timeout_s)
-        self.budget.active += 1
         snap.in_flight += 1
         try:
-            reply = await self._attempts(plan, method, request, context, caller.name, clock)
+            with self.budget.call():
+                reply = await self._attempts(plan, method, request, context, caller, clock)
         finally:
-            self.budget.active -= 1
             snap.in_flight -= 1
+        return reply, clock
+
+    async def _conclude(
+        self,
+        plan: Plan,
+        method: MethodInfo,
+        reply: Reply | None,
+        clock: CallClock,
+        context: grpc.aio.ServicerContext,
+    ) -> bytes | None:
+        """End the caller's call with the reply to pass on, or say why there is none."""
         if reply is not None:
-            await _finish(context, reply)
+            await finish(context, reply)
             return reply.message
-        if plan.fallback is not None:
-            self.counters["degraded"].add(1, plan.labels)
-            return plan.fallback(request)
         if clock.expired(time.monotonic()):
             raise DeadlineExceeded(expiry_message(clock, plan.route.name))
         names = ", ".join(c.config.name for c in plan.clusters)
@@ -269,95 +301,91 @@ class Gateway:
         self,
         plan: Plan,
         method: MethodInfo,
-        request: bytes,
+        request: bytes | AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
         caller: str,
         clock: CallClock,
     ) -> Reply | None:
-        """Attempts across the plan's clusters; the reply to pass on, or None when no endpoint
-        could be tried (or every failure was retriable and the options ran out unanswered)."""
+        """Attempts across the plan's clusters, each next step decided by retry.py; the reply
+        to pass on, or None when the route's fallback should answer or no endpoint could be
+        tried."""
         if plan.fallback is not None:
             # Leave the fallback time to answer before the caller gives up: a route with a
             # fallback never lets its attempts run into the caller's deadline.
             clock = clock.reserve(FALLBACK_RESERVE_S)
-        attempts = plan.attempts
         last: Reply | None = None
-        tried_any = False
-        for index, cluster in enumerate(plan.clusters):
-            if index and tried_any:
-                if attempts == 1:
-                    break  # not retry-safe: a second cluster would be a retry
-                self.counters["failovers"].add(1, plan.labels)
-            exclude: set[str] = set()
-            for attempt in range(attempts):
+        index, here, tried = 0, 0, False
+        exclude: set[str] = set()
+        while True:
+            cluster = plan.clusters[index]
+            endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
+            if endpoint is not None and tried:  # every try after the first is a retry
+                self.counters["retries"].add(1, plan.labels)
+                await asyncio.sleep(self.budget.backoff_s(here + 1, self.rng))
+                # Pick again: endpoints may have come or gone during the back-off.
                 endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
-                if endpoint is None:
-                    break
-                is_retry = bool(attempt or index)
-                if attempt or (index and tried_any):
-                    if not self.budget.may_retry():
-                        break
-                    self.counters["retries"].add(1, plan.labels)
-                    await asyncio.sleep(self.budget.backoff_s(attempt + 1, self.rng))
-                    # Pick again: endpoints may have come or gone during the back-off.
-                    endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, exclude)
-                    if endpoint is None:
-                        break
+            if endpoint is None:
+                at = Position(index, here, tried)
+                step = after_no_endpoint(at, plan.policy, self.budget.may_retry())
+            else:
                 exclude.add(endpoint.address)
-                tried_any = True
+                is_retry, tried, here = tried, True, here + 1
                 try:
                     timeouts = attempt_timeouts(
                         clock,
                         time.monotonic(),
                         plan.route.per_try_timeout_s,
-                        retry_safe=attempts > 1,
+                        retry_safe=plan.policy.attempts_per_cluster > 1,
                         server_streaming=method.server_streaming,
                     )
                 except CallExpired:
                     if plan.fallback is not None:
                         return None
                     raise DeadlineExceeded(expiry_message(clock, plan.route.name)) from None
-                if is_retry:
-                    self.budget.retries_active += 1
-                try:
-                    reply = await self._attempt(
+                with self.budget.attempt(is_retry):
+                    last = await self._forward(
                         cluster, endpoint, method, request, context, caller, timeouts
                     )
-                finally:
-                    if is_retry:
-                        self.budget.retries_active -= 1
                 expired = clock.expired(time.monotonic())
                 # The route's timeout, not the caller's deadline, ended it: say so.
-                route_ended = expired and clock.route_binds()
-                if route_ended and reply.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    reply.details = expiry_message(clock, plan.route.name)
-                if reply.code is grpc.StatusCode.OK or reply.messages_sent:
-                    return reply
-                last = reply
-                if not _retriable(reply, context, plan.retry_on):
-                    return reply
-                if expired:
-                    return None if plan.fallback is not None else reply
-        return None if plan.fallback is not None else last
+                if expired and clock.route_binds() and last.code is _DEADLINE:
+                    last.details = expiry_message(clock, plan.route.name)
+                result = Attempted(
+                    last.code,
+                    answered=last.messages_sent > 0,
+                    caller_cancelled=context.cancelled(),
+                    time_left=not expired,
+                    budget_allows=self.budget.may_retry(),
+                )
+                step = after_attempt(result, Position(index, here, tried), plan.policy)
+            if step is Step.ANSWER:
+                return last
+            if step is Step.GIVE_UP:
+                return None if plan.fallback is not None else last
+            if step is Step.FAIL_OVER:
+                if tried:
+                    self.counters["failovers"].add(1, plan.labels)
+                index, here, exclude = index + 1, 0, set()
 
-    async def _attempt(
+    async def _forward(
         self,
         cluster: ClusterRuntime,
         endpoint: EndpointState,
         method: MethodInfo,
-        request: bytes,
+        request: bytes | AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
         caller: str,
         timeouts: AttemptTimeouts,
     ) -> Reply:
-        """One attempt against one endpoint. Server-streaming responses are written to
+        """One attempt against one endpoint, for every call shape (`request` is the bytes of
+        a unary request or the caller's request stream). Streamed responses are written to
         `context` as they arrive; initial metadata goes out just before the first response,
         so a call that fails before answering can still be retried elsewhere."""
         reply = Reply(grpc.StatusCode.OK)
         started = time.monotonic()
         self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
-        span = self._client_span(method, endpoint.address)
-        metadata = _upstream_metadata(context, caller, span)
+        span = client_span(self.telemetry.tracer, method, endpoint.address)
+        metadata = upstream_metadata(context, caller, span)
         endpoint.in_flight += 1
         call: Any = None
         try:
@@ -375,22 +403,22 @@ class Gateway:
                         return reply
                     async for message in call:
                         if not reply.messages_sent:
-                            initial = _clean(await call.initial_metadata())
+                            initial = clean(await call.initial_metadata())
                             await context.send_initial_metadata(initial)
                         reply.messages_sent += 1
                         await context.write(message)
                 else:
                     reply.message = await call
-                    initial = _clean(await call.initial_metadata())
+                    initial = clean(await call.initial_metadata())
                     if initial:
                         await context.send_initial_metadata(initial)
-                reply.trailing = _clean(await call.trailing_metadata())
+                reply.trailing = clean(await call.trailing_metadata())
             finally:
                 cluster.release()
         except grpc.aio.AioRpcError as exc:
             reply.code, reply.details = exc.code(), exc.details() or ""
-            reply.initial = _clean(exc.initial_metadata())
-            reply.trailing = _clean(exc.trailing_metadata())
+            reply.initial = clean(exc.initial_metadata())
+            reply.trailing = clean(exc.trailing_metadata())
             if _per_try_timeout(reply.code, started, timeouts, context):
                 # Our own per-try timeout, not the caller's deadline: the upstream did not
                 # answer in time, which is a gateway timeout -- UNAVAILABLE in gRPC's mapping
@@ -406,128 +434,12 @@ class Gateway:
             raise
         finally:
             endpoint.in_flight -= 1
-            _end_span(span, reply.code)
+            end_span(span, reply.code)
             outlier = cluster.settings.outlier
             now = time.monotonic()
             if record_outcome(cluster.endpoints, endpoint, _outcome(reply.code), now, outlier):
                 self.counters["ejections"].add(1, cluster.labels)
         return reply
-
-    # ---- streaming request: one attempt, piped ---------------------------------------------
-    async def stream_request(
-        self,
-        method: MethodInfo,
-        requests: AsyncIterator[bytes],
-        context: grpc.aio.ServicerContext,
-    ) -> bytes | None:
-        """Client or bidirectional streaming: one attempt (a consumed request stream cannot be
-        replayed). The unary response is returned; streamed ones are written to `context`."""
-        caller = self.admission.admit(context, method.path)
-        snap = self.snapshot
-        plan = snap.plan(method)
-        clock = CallClock.start(time.monotonic(), context.time_remaining(), plan.route.timeout_s)
-        for cluster in plan.clusters:
-            endpoint = pick(cluster.endpoints, time.monotonic(), self.rng, set())
-            if endpoint is None:
-                continue
-            snap.in_flight += 1
-            refused: list[InvalidArgument] = []
-            inspected = (
-                self._inspected(snap.inspector, method, requests, refused)
-                if method.is_public
-                else requests
-            )
-            try:
-                try:
-                    reply = await self._pipe(
-                        cluster, endpoint, method, inspected, context, caller.name, clock
-                    )
-                except asyncio.CancelledError:
-                    if refused:  # the upstream call was cancelled before the message went out
-                        raise refused[0] from None
-                    raise
-                if refused:
-                    raise refused[0]
-                if reply.code is grpc.StatusCode.DEADLINE_EXCEEDED and clock.route_binds():
-                    reply.details = expiry_message(clock, plan.route.name)
-            finally:
-                snap.in_flight -= 1
-            await _finish(context, reply)
-            return reply.message
-        raise Unavailable(f"no available endpoint for {method.path}")
-
-    async def _pipe(
-        self,
-        cluster: ClusterRuntime,
-        endpoint: EndpointState,
-        method: MethodInfo,
-        requests: AsyncIterator[bytes],
-        context: grpc.aio.ServicerContext,
-        caller: str,
-        clock: CallClock,
-    ) -> Reply:
-        reply = Reply(grpc.StatusCode.OK)
-        self.counters["attempts"].add(1, cluster.attempt_labels(method.path))
-        span = self._client_span(method, endpoint.address)
-        metadata = _upstream_metadata(context, caller, span)
-        deadline = clock.deadline
-        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        endpoint.in_flight += 1
-        call: Any = None
-        try:
-            call = cluster.callable(endpoint.address, method)(
-                requests, timeout=timeout, metadata=metadata
-            )
-            if method.server_streaming:
-                async for message in call:
-                    if not reply.messages_sent:
-                        await context.send_initial_metadata(_clean(await call.initial_metadata()))
-                    reply.messages_sent += 1
-                    await context.write(message)
-            else:
-                reply.message = await call
-                initial = _clean(await call.initial_metadata())
-                if initial:
-                    await context.send_initial_metadata(initial)
-            reply.trailing = _clean(await call.trailing_metadata())
-        except grpc.aio.AioRpcError as exc:
-            reply.code, reply.details = exc.code(), exc.details() or ""
-            reply.trailing = _clean(exc.trailing_metadata())
-            reply.initial = _clean(exc.initial_metadata())
-        except asyncio.CancelledError:
-            if call is not None:
-                call.cancel()
-            reply.code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            endpoint.in_flight -= 1
-            _end_span(span, reply.code)
-        return reply
-
-    def _client_span(self, method: MethodInfo, address: str) -> trace.Span:
-        """The CLIENT span of one attempt (current RPC semantic conventions)."""
-        host, _, port = address.rpartition(":")
-        name = method.path[1:]
-        return self.telemetry.tracer.start_span(
-            name,
-            kind=SpanKind.CLIENT,
-            attributes={
-                "rpc.system.name": "grpc",
-                "rpc.method": name,
-                "server.address": host,
-                "server.port": int(port),
-            },
-        )
-
-
-def _end_span(span: trace.Span, code: grpc.StatusCode) -> None:
-    if not span.is_recording():  # sampled out: nothing to annotate
-        span.end()
-        return
-    span.set_attribute("rpc.response.status_code", code.name)
-    if code is not grpc.StatusCode.OK:
-        span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
-    span.end()
 
 
 async def _first_response_in_time(call: Any, limit_s: float | None) -> bool:
@@ -560,17 +472,6 @@ def _per_try_timeout(
     return elapsed >= timeouts.rpc_s * 0.95 and (remaining is None or remaining > 0.001)
 
 
-def _retriable(
-    reply: Reply, context: grpc.aio.ServicerContext, retry_on: frozenset[grpc.StatusCode]
-) -> bool:
-    """The route's `retry_on` codes; a CANCELLED from upstream while our caller is still
-    waiting means the upstream went away mid-call (a server stopping cancels its calls): as
-    retriable as UNAVAILABLE."""
-    if reply.code is grpc.StatusCode.CANCELLED:
-        return not context.cancelled()
-    return reply.code in retry_on
-
-
 def _outcome(code: grpc.StatusCode) -> Outcome:
     if code is grpc.StatusCode.OK:
         return Outcome.SUCCESS
@@ -579,35 +480,3 @@ def _outcome(code: grpc.StatusCode) -> Outcome:
     if code is grpc.StatusCode.CANCELLED:
         return Outcome.NEUTRAL
     return Outcome.SUCCESS  # an application error from a healthy endpoint
-
-
-def _clean(metadata: Any) -> Metadata:
-    if not metadata:
-        return ()
-    return tuple((k, v) for k, v in metadata if k not in _DROP and not k.startswith(":"))
-
-
-def _upstream_metadata(
-    context: grpc.aio.ServicerContext, caller: str, span: trace.Span
-) -> Metadata:
-    """The caller's metadata minus what it may not set, plus the caller's name and the W3C
-    trace context of the attempt's span (also when sampled out: the trace id still flows)."""
-    forwarded = list(_clean(context.invocation_metadata()))
-    forwarded.append(("x-isthmus-caller", caller))
-    ctx = span.get_span_context()
-    if ctx.is_valid:
-        forwarded.append(
-            ("traceparent", f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}")
-        )
-        if ctx.trace_state:
-            forwarded.append(("tracestate", ctx.trace_state.to_header()))
-    return tuple(forwarded)
-
-
-async def _finish(context: grpc.aio.ServicerContext, reply: Reply) -> None:
-    """End the downstream call exactly as the upstream one ended."""
-    if reply.code is grpc.StatusCode.OK:
-        if reply.trailing:
-            context.set_trailing_metadata(reply.trailing)
-        return
-    await context.abort(reply.code, reply.details, reply.trailing)
