@@ -154,17 +154,19 @@ def check_contract(fds: descriptor_pb2.FileDescriptorSet) -> list[ContractViolat
             )
         # Fail closed: a method without a valid declaration is checked as if it were PUBLIC.
         if not info.is_sensitive:
-            kind = "PUBLIC" if info.is_public else "undeclared"
-            for message in (info.input_type, info.output_type):
-                violations.extend(
-                    ContractViolation(
-                        "no-pii-in-public",
-                        info.path,
-                        f"{kind} RPC reaches pii field {leak}",
-                    )
-                    for leak in pii_paths(message, index)
-                )
+            violations += pii_reached(info, index, "PUBLIC" if info.is_public else "undeclared")
     return violations
+
+
+def pii_reached(
+    info: MethodInfo, index: dict[str, descriptor_pb2.DescriptorProto], kind: str
+) -> list[ContractViolation]:
+    """One `no-pii-in-public` violation per pii field `info`'s request or response reaches."""
+    return [
+        ContractViolation("no-pii-in-public", info.path, f"{kind} RPC reaches pii field {leak}")
+        for message in (info.input_type, info.output_type)
+        for leak in pii_paths(message, index)
+    ]
 
 
 def check_retry_targets(
