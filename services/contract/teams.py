@@ -156,9 +156,11 @@ def check_team_files(
     return violations
 
 
-def extend(base: Contract, sets: Sequence[tuple[str, bytes]]) -> Contract:
-    """`base` with the teams' sets (label, bytes) added, or ContractError naming every
-    violation."""
+def extend(
+    base: Contract, sets: Sequence[tuple[str, bytes]], sources: tuple[Path, ...] = ()
+) -> Contract:
+    """`base` with the teams' sets (label, bytes; read from `sources`) added, or
+    ContractError naming every violation."""
     if not sets:
         return base
     parsed = [(label, parse_set(data, label)) for label, data in sets]
@@ -171,7 +173,7 @@ def extend(base: Contract, sets: Sequence[tuple[str, bytes]]) -> Contract:
     if violations:
         raise ContractError("; ".join(map(str, violations)), violations)
     digest = hashlib.sha256(b"".join(data for _, data in sets)).hexdigest()[:16]
-    return Contract(merged, method_table(merged), base.sources, digest)
+    return Contract(merged, method_table(merged), sources, digest)
 
 
 def _duplicate_services(
@@ -203,5 +205,4 @@ def load_contract(paths: Sequence[Path], base: Contract | None = None) -> Contra
             sets.append((path.name, path.read_bytes()))
         except OSError as exc:
             raise ContractError(f"descriptor set {path}: {exc.strerror or exc}") from None
-    contract = extend(base, sets)
-    return Contract(contract.descriptors, contract.methods, tuple(paths), contract.digest)
+    return extend(base, sets, tuple(paths))
