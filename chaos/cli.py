@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from chaos import context
 from chaos.report import summary_table
@@ -27,6 +28,14 @@ def main(argv: list[str]) -> int:
         help="switch a protection off for the drill (to see it fail); repeatable: "
         + "; ".join(f"{name}: {p.what}" for name, p in PROTECTIONS.items()).replace("%", "%%"),
     )
+    run.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replace a value of the drill's configuration (a YAML scalar), e.g. kills=1 for "
+        "a short form; repeatable",
+    )
     report = sub.add_parser("report", help="summary table of the drills run so far")
     for p in (run, report):
         p.add_argument("--run-dir", type=Path, default=Path("var/run"), help="as given to up")
@@ -36,6 +45,10 @@ def main(argv: list[str]) -> int:
         return _list()
     if args.action == "report":
         return _report(args.report_dir)
+    try:
+        variables = parse_variables(args.var)
+    except ValueError as error:
+        parser.error(str(error))
     names = sorted(p.stem for p in DRILLS.glob("*.yaml")) if args.all else [args.name]
     if names == [None]:
         parser.error("give a drill name or --all")
@@ -45,7 +58,9 @@ def main(argv: list[str]) -> int:
         progress = _Progress()
         progress.start()
         try:
-            result = run_drill(name, args.run_dir, args.report_dir, args.load, args.without)
+            result = run_drill(
+                name, args.run_dir, args.report_dir, args.load, args.without, variables
+            )
         finally:
             progress.stop()
         report = args.report_dir / f"{result.drill}.md"
@@ -54,6 +69,22 @@ def main(argv: list[str]) -> int:
     if len(names) > 1:
         _report(args.report_dir)
     return 0 if all(v == "passed" for v in verdicts) else 1
+
+
+def parse_variables(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs, each value read as a YAML scalar (3 is an int, true a bool)."""
+    import yaml
+
+    variables: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--var wants KEY=VALUE, not {pair!r}")
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, dict | list):
+            raise ValueError(f"--var {key}: a single value, not {raw!r}")
+        variables[key.strip()] = value
+    return variables
 
 
 def _list() -> int:

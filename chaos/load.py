@@ -96,6 +96,9 @@ class SteadyLoad:
         self._ready = threading.Event()
         self.error: BaseException | None = None
         self.timeouts: dict[str, float] = {}  # "AdService/Rank" -> seconds, from the config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stubs: dict[str, _Stubs] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -136,8 +139,9 @@ class SteadyLoad:
         if not self.shoppers:
             raise RuntimeError("no shopper could be onboarded through the gateway")
         self.started = time.monotonic()
+        self._loop, self._stubs = asyncio.get_running_loop(), stubs
         self._ready.set()
-        tasks: set[asyncio.Task[None]] = set()
+        tasks = self._tasks
         owed = 0.0
         last = time.monotonic()
         while not self._stop.is_set():
@@ -154,6 +158,44 @@ class SteadyLoad:
             await asyncio.wait(tasks, timeout=10)
         for channel in channels.values():
             await channel.close()
+
+    def burst(self, calls_per_caller: int) -> None:
+        """A moment of peak concurrency, from any thread: every caller starts
+        `calls_per_caller` calls at once (rankings with their clicks, profile reads, orders),
+        on top of the steady rate. Returns once they are on their way."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the load is not running")
+
+        async def launch() -> None:
+            for _ in range(calls_per_caller):
+                for call in self._burst_calls():
+                    task = asyncio.create_task(call)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._finished(self._tasks))
+            await asyncio.sleep(0)  # let them start
+
+        asyncio.run_coroutine_threadsafe(launch(), loop).result(timeout=10)
+
+    def _burst_calls(self) -> list[Any]:
+        shopper = self.rng.choice(self.shoppers)
+        storefront = self._stubs["storefront"].profiles.GetProfile
+        return [
+            self._rank_and_track(self._stubs["ad-server"], shopper),
+            self._call(
+                "storefront",
+                "ProfileService/GetProfile",
+                False,
+                storefront,
+                profile_pb2.GetProfileRequest(unified_id=shopper.unified_id),
+            ),
+            self._order(self._stubs["checkout"], shopper),
+        ]
+
+    async def _rank_and_track(self, stubs: _Stubs, shopper: Shopper) -> None:
+        request = self.rank_request(shopper)
+        await self._call("ad-server", "AdService/Rank", True, stubs.ads.Rank, request)
+        await self._track(stubs, shopper, request.request_id)
 
     def _finished(self, tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
         """A round that raised (a bug, not a failed call: those are recorded) stops the load
@@ -205,10 +247,7 @@ class SteadyLoad:
 
     async def _round(self, stubs: dict[str, _Stubs]) -> None:
         shopper = self.rng.choice(self.shoppers)
-        request = self.rank_request(shopper)
-        ads = stubs["ad-server"]
-        await self._call("ad-server", "AdService/Rank", True, ads.ads.Rank, request)
-        await self._track(ads, shopper, request.request_id)
+        await self._rank_and_track(stubs["ad-server"], shopper)
         roll = self.rng.random()
         if roll < 0.25:
             await self._call(

@@ -177,6 +177,7 @@ class Protection:
     what: str
     action: str | None = None  # "module:function"
     arguments: dict[str, Any] = field(default_factory=dict)
+    settle_s: float = 0.0  # load run with it off before the drill's fault
 
 
 def _gateway(what: str, name: str) -> Protection:
@@ -194,8 +195,17 @@ PROTECTIONS: dict[str, Protection] = {
     "restarts": Protection(
         "the supervisor's restarts of what exits", "chaos.local.actions:switch_off_restarts"
     ),
+    "durable-commits": Protection(
+        "the database's durable commits",
+        "chaos.local.database:switch_off_durable_commits",
+        settle_s=4.0,  # orders acknowledged (not yet on disk) before the stop
+    ),
     "checkpoint": Protection(
         "the sync's checkpoints and commit logs", "chaos.local.sync:switch_off_checkpoint"
+    ),
+    "completeness": Protection(
+        "the sync's check that a committed batch read every file it planned",
+        "chaos.local.sync:switch_off_completeness",
     ),
 }
 
@@ -212,19 +222,33 @@ def without(experiment: dict[str, Any], protections: list[str]) -> dict[str, Any
         if protection.action is None:
             continue
         module, func = protection.action.split(":")
-        switches.append(
-            {
-                "type": "action",
-                "name": f"switch off {protection.what}",
-                "provider": {
-                    "type": "python",
-                    "module": module,
-                    "func": func,
-                    "arguments": {**protection.arguments, "run_dir": "${run_dir}"},
-                },
-            }
-        )
+        switch: dict[str, Any] = {
+            "type": "action",
+            "name": f"switch off {protection.what}",
+            "provider": {
+                "type": "python",
+                "module": module,
+                "func": func,
+                "arguments": {**protection.arguments, "run_dir": "${run_dir}"},
+            },
+        }
+        if protection.settle_s:
+            switch["pauses"] = {"after": protection.settle_s}
+        switches.append(switch)
     edited["method"] = switches + edited["method"]
+    return edited
+
+
+def with_variables(experiment: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    """The experiment with some of its `configuration` values replaced (Chaos Toolkit's
+    `--var`): only keys the drill declares, and never `run_dir` (the CLI's own). Pure."""
+    declared = set(experiment.get("configuration", {})) - {"run_dir"}
+    unknown = sorted(set(variables) - declared)
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise ValueError(f"the drill has no variable {unknown}; it has: {known}")
+    edited = copy.deepcopy(experiment)
+    edited["configuration"].update(variables)
     return edited
 
 
@@ -234,11 +258,15 @@ def run_drill(
     report_dir: Path,
     load_rps: float | None = None,
     protections_off: list[str] | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> DrillResult:
-    """Run drill `name` against the platform in `run_dir`, optionally with some of the
-    gateway's protections switched off (to show the drill can fail; the result is then
-    named `<drill>-without-<protection>`)."""
+    """Run drill `name` against the platform in `run_dir`, optionally with some of its
+    configuration values replaced (`variables`, e.g. fewer kills for a short form) and some
+    of the platform's protections switched off (to show the drill can fail; the result is
+    then named `<drill>-without-<protection>`)."""
     experiment, spec = load_drill(drill_file(name))
+    if variables:
+        experiment = with_variables(experiment, variables)
     if protections_off:
         experiment = without(experiment, protections_off)
         suffix = "-without-" + "-".join(protections_off)

@@ -79,10 +79,13 @@ def kill_replicas(
     return victims
 
 
-def kill_gateway_instance(instance: int = 0, run_dir: str = DEFAULT_RUN_DIR) -> int:
+def kill_gateway_instance(instance: int = 0, burst: int = 0, run_dir: str = DEFAULT_RUN_DIR) -> int:
     """SIGKILL gateway instance `instance` (1-based; 0 = the one holding the most client
     connections right now, so the drill's callers feel it); the others keep the shared
-    address and the supervisor starts it again. Returns the PID killed."""
+    address and the supervisor starts it again. With `burst`, every caller of the drill's
+    load starts that many calls at once just before the kill, so calls are in flight on
+    the instance when it dies (at a steady few dozen calls/s a kill often catches none).
+    Returns the PID killed."""
     drill = context.current()
     platform = Platform.load(run_dir)
     gateways = platform.processes(kind="gateway")
@@ -94,7 +97,13 @@ def kill_gateway_instance(instance: int = 0, run_dir: str = DEFAULT_RUN_DIR) -> 
         held = connections_by_pid(platform)
         victim = max(gateways, key=lambda g: held.get(g.pid, 0))
         drill.event(f"client connections per gateway pid: {held}")
-    drill.fault_begins(f"SIGKILL {victim.name} (pid {victim.pid})")
+    if burst:
+        drill.load.burst(burst)
+        time.sleep(0.01)  # on the wire, not yet answered
+    drill.fault_begins(
+        f"SIGKILL {victim.name} (pid {victim.pid})"
+        + (f", {burst} calls per caller just started" if burst else "")
+    )
     drill.restarts_expected[victim.name] = victim.restarts
     _kill(victim.pid)
     return victim.pid

@@ -9,8 +9,9 @@ zone namespace's `ip netns exec` gives it one; without isolation `unshare --moun
 events service keeps landing events on the real directory meanwhile, and the mount dies with
 the job, so nothing outside it is touched and there is nothing to undo.
 
-`switch_off_checkpoint` is the sync's protection switched off, to show what the checkpoint
-prevents: every run of the drill starts as a job whose checkpoint was lost.
+`switch_off_checkpoint` and `switch_off_completeness` are the sync's protections switched
+off, to show what each prevents: with the first every run of the drill starts as a job whose
+checkpoint was lost; with the second the check's record of planned-but-unread files is gone.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import IO, Any
 
 from chaos import context
 from chaos.local.platform import DEFAULT_RUN_DIR, Platform
-from ray_jobs.sync.prune import committed_batches, planned_in
+from ray_jobs.sync.completeness import RECORDS
+from ray_jobs.sync.prune import committed_batches, planned_in, source_offset
 
 
 def switch_off_checkpoint(run_dir: str = DEFAULT_RUN_DIR) -> None:
@@ -106,31 +108,39 @@ def kill_sync_mid_batch(
 
 
 def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAULT_RUN_DIR) -> int:
-    """Start `isthmus sync events` and, once it has planned a micro-batch, cut its path to the
-    landing log (the planned files vanish from its view), `cuts` times, while events keep
-    landing. The fault window stays open until `run_sync` heals the path. Returns how many
-    cut runs failed (the sync must not end as if it had read what it could not)."""
+    """Start `isthmus sync events` and cut its path to the landing log between planning a
+    micro-batch and reading it (the planned files vanish from its view), `cuts` times, while
+    events keep landing. The fault window stays open until `run_sync` heals the path.
+    Returns how many cut runs failed (the sync must not end as if it had read what it could
+    not).
+
+    The sync is frozen (SIGSTOP to its process group, JVM included) the moment its file
+    source logs the files of a new batch, the path is cut, and it runs on: so the cut lands
+    before Spark lists those files for the read, every time, and the batch's read finds
+    none -- the case Spark itself lets pass silently (see ray_jobs/sync/completeness.py)."""
     drill = context.current()
     platform = Platform.load(run_dir)
     landing = _locations(platform).landing.path
     checkpoint = _events_checkpoint(platform)
-    offsets = checkpoint / "offsets"
     failed = 0
     drill.fault_begins(f"the sync's path to the landing log cut mid-batch, {cuts} times")
     for attempt in range(1, cuts + 1):
         _forget_checkpoints_if_switched_off(platform)
-        known = _batches(offsets)
         with _log(platform, "sync-partition") as log:
             proc = _start_sync(platform, log, own_mounts=platform.net is None)
-            planned = _wait_for_a_planned_batch(proc, checkpoint, known, timeout_s)
+            planned = _freeze_at_planning(proc, checkpoint, timeout_s)
             if planned is None:
                 drill.event(f"cut {attempt}: the sync ended before planning a batch")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 continue
-            _cover(proc.pid, landing)
-            drill.event(f"path cut after the sync planned batch {planned} (cut {attempt})")
+            try:
+                _cover(proc.pid, landing)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGCONT)
+            drill.event(f"path cut as the sync planned source log entry {planned} (cut {attempt})")
             try:
                 code = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -138,14 +148,37 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
                     os.killpg(proc.pid, signal.SIGKILL)
                 code = proc.wait()
                 drill.event(f"cut {attempt}: the sync hung on the cut path; killed")
-        committed = planned in committed_batches(checkpoint)
+        committed = any(
+            (source_offset(checkpoint, batch) or -1) >= planned
+            for batch in committed_batches(checkpoint)
+        )
         if code != 0:
             failed += 1
         drill.event(
-            f"cut {attempt}: the sync exited {code}; batch {planned} "
+            f"cut {attempt}: the sync exited {code}; the batch of entry {planned} "
             + ("committed" if committed else "not committed")
         )
+        _forget_unread_if_switched_off(platform)
     return failed
+
+
+def switch_off_completeness(run_dir: str = DEFAULT_RUN_DIR) -> None:
+    """The sync's completeness check as if it were not there: after each cut run the drill
+    drops what the check recorded (`_isthmus_unread/`, the planned files a committed batch
+    did not read), so the next run has nothing to land again -- a sync without the check
+    records nothing. The records are only dropped; nothing else is touched."""
+    drill = context.current()
+    Platform.load(run_dir)  # the platform must be there
+    drill.undo["protection:completeness"] = lambda: drill.switched_off.discard("completeness")
+    drill.switched_off.add("completeness")
+    drill.event("protection off: the sync's completeness check (its records dropped)")
+
+
+def _forget_unread_if_switched_off(platform: Platform) -> None:
+    if "completeness" in context.current().switched_off:
+        locs = _locations(platform)
+        for path in (locs.events_checkpoint.path, locs.quarantine_checkpoint.path):
+            shutil.rmtree(path / RECORDS, ignore_errors=True)
 
 
 def run_sync(run_dir: str = DEFAULT_RUN_DIR) -> dict[str, Any]:
@@ -196,6 +229,36 @@ def _wait_for_a_planned_batch(
             known.add(batch)  # a batch without files: wait for the next one
         time.sleep(0.05)
     return None
+
+
+def _freeze_at_planning(
+    proc: subprocess.Popen[bytes], checkpoint: Path, timeout_s: float
+) -> int | None:
+    """Stop the running sync (SIGSTOP to its process group) as soon as its file source logs
+    a new entry (`sources/0/<id>`: the files of the next batch, written before the batch's
+    offsets and before its read lists them); returns the entry's id, the sync stopped. None
+    when it ended (or the time ran out) first. Polls every millisecond: the read follows
+    the log entry within milliseconds."""
+    log = checkpoint / "sources" / "0"
+    known = _log_ids(log)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        new = _log_ids(log) - known
+        if new:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGSTOP)
+            return min(new)
+        time.sleep(0.001)
+    return None
+
+
+def _log_ids(directory: Path) -> set[int]:
+    """Ids of a Spark metadata log's entries (`7`, or `9.compact` after compaction)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return set()
+    return {int(n.split(".")[0]) for n in names if n.split(".")[0].isdigit()}
 
 
 def _cover(pid: int, directory: Path) -> None:

@@ -82,12 +82,32 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 assert not any(ns in listed.stdout for ns in state.namespaces)
 
 
-def drill(run_dir: Path, name: str, *extra: str, reports_name: str = "reports") -> dict[str, Any]:
+# Short forms for CI: each sync run starts a JVM (about a minute on two cores under the
+# drill's load), and one kill or cut shows what more would.
+SHORT: dict[str, list[str]] = {
+    "sync-killed": ["--var", "kills=2"],
+    "sync-partition": ["--var", "cuts=1"],
+}
+
+
+def drill(
+    run_dir: Path, name: str, *extra: str, without: str = "", reports_name: str = "reports"
+) -> dict[str, Any]:
     reports = run_dir.parent / reports_name
+    switch = ["--without", without] if without else []
     done = isthmus(
-        "chaos", "run", name, "--run-dir", str(run_dir), "--report-dir", str(reports), *extra
+        "chaos",
+        "run",
+        name,
+        "--run-dir",
+        str(run_dir),
+        "--report-dir",
+        str(reports),
+        *SHORT.get(name, []),
+        *switch,
+        *extra,
     )
-    label = name + "".join(f"-without-{p}" for p in extra[1::2])
+    label = name + (f"-without-{without}" if without else "")
     result_file = reports / f"{label}.json"
     assert result_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     result: dict[str, Any] = json.loads(result_file.read_text())
@@ -185,6 +205,23 @@ NEEDS_NAMESPACES = pytest.mark.skipif(not ISOLATE, reason="needs root, `ip` and 
             "checkpoint",
             {"acknowledged events not in the warehouse exactly once (after the catch-up)"},
         ),
+        # Spark commits a batch whose planned files were gone when it listed them; without
+        # the record of what it did not read, nothing lands them again.
+        (
+            "sync-partition",
+            "completeness",
+            {"acknowledged events not in the warehouse exactly once (after the heal)"},
+        ),
+        # The calls in flight on the killed instance fail at the transport; only the
+        # callers' retries (on a new connection to the survivor) save them.
+        (
+            "gateway-instance-killed",
+            "client-retries",
+            {"public success ratio", "sensitive success ratio"},
+        ),
+        # Asynchronous commit acknowledges orders whose WAL is still in memory when the
+        # database is stopped hard.
+        ("db-down", "durable-commits", {"acknowledged orders not stored exactly once"}),
         pytest.param(
             "private-partition",
             "per-try-timeout",
@@ -213,7 +250,9 @@ def test_drill_fails_without_its_protection(
 
         run_sync(RunState.load(platform / "state.json"), platform, "events")
     for _ in range(3):
-        result = drill(platform, name, "--without", protection)
+        # without its checkpoint the catch-up alone loses events: one kill is enough
+        shorter = ["--var", "kills=1"] if name == "sync-killed" else []
+        result = drill(platform, name, *shorter, without=protection)
         if result["verdict"] != "passed":
             break
     assert result["verdict"] == "deviated", result["_report"]

@@ -13,11 +13,20 @@ from typing import Any
 
 import pytest
 
+from chaos.cli import parse_variables
 from chaos.load import Call, SteadyLoad
 from chaos.local import probes
 from chaos.local.actions import protection_off
 from chaos.local.platform import Platform, count_for
-from chaos.runner import DRILLS, PROTECTIONS, Inventory, load_drill, refusal, without
+from chaos.runner import (
+    DRILLS,
+    PROTECTIONS,
+    Inventory,
+    load_drill,
+    refusal,
+    with_variables,
+    without,
+)
 from services.gateway.config import GatewayConfig, from_topology
 from services.local.netns import plan as net_plan
 from services.local.supervisor import RunState
@@ -125,6 +134,46 @@ def test_every_protection_switch_names_a_real_action_with_arguments_it_takes(
         shipped = from_topology(load_topology()).model_dump(mode="json")
         changed = {**shipped, **protection_off(protection, platform({}))}
         assert GatewayConfig.model_validate(changed) != GatewayConfig.model_validate(shipped)
+
+
+def test_a_protection_that_needs_time_under_load_pauses_after_its_switch() -> None:
+    experiment, _ = load_drill(DRILLS / "db-down.yaml")
+    switch = without(experiment, ["durable-commits"])["method"][0]
+    assert switch["provider"]["func"] == "switch_off_durable_commits"
+    assert switch["pauses"]["after"] == PROTECTIONS["durable-commits"].settle_s > 0
+    assert "pauses" not in without(experiment, ["retries"])["method"][0]
+
+
+def test_a_variable_replaces_the_declared_value_and_reaches_the_action_typed() -> None:
+    from chaoslib import substitute
+
+    experiment, _ = load_drill(DRILLS / "sync-killed.yaml")
+    edited = with_variables(experiment, {"kills": 1})
+    assert experiment["configuration"]["kills"] == 3  # the original is left alone
+    (kill,) = [a for a in edited["method"] if a["provider"]["func"] == "kill_sync_mid_batch"]
+    arguments = substitute(kill["provider"]["arguments"], edited["configuration"], {})
+    assert arguments["kills"] == 1  # an int, as the action takes it
+
+
+@pytest.mark.parametrize("variables", [{"cuts": 1}, {"run_dir": "/elsewhere"}])
+def test_a_variable_the_drill_does_not_declare_is_refused_with_the_ones_it_does(
+    variables: dict[str, Any],
+) -> None:
+    experiment, _ = load_drill(DRILLS / "sync-killed.yaml")
+    with pytest.raises(ValueError, match="it has: kills"):
+        with_variables(experiment, variables)
+
+
+def test_variables_from_the_command_line_are_yaml_scalars() -> None:
+    assert parse_variables(["kills=2", "name=a=b", "on=true", "rate=0.5"]) == {
+        "kills": 2,
+        "name": "a=b",
+        "on": True,
+        "rate": 0.5,
+    }
+    for bad in ["kills", "=3", "kills=[1, 2]"]:
+        with pytest.raises(ValueError, match="--var"):
+            parse_variables([bad])
 
 
 def test_an_unknown_protection_is_refused_with_the_known_ones() -> None:
