@@ -219,7 +219,9 @@ def _serve(args: argparse.Namespace) -> int:
     from services.topology import load_topology
 
     if args.services == ["events"]:
-        return _serve_events(args)
+        from services.public.events.main import serve_events
+
+        return serve_events(args)
     if args.services == ["ads"]:
         from services.public.ads.main import serve_ads
 
@@ -229,22 +231,6 @@ def _serve(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology or constants.topology_path_from_env())
     config = private_main.load_config(args, topology)
     return private_main.run(config, args.services)
-
-
-def _serve_events(args: argparse.Namespace) -> int:
-    # `--config` for events is a ServerConfig (TLS, health listener); --listen overrides.
-    import yaml
-
-    from services.core.config import ServerConfig
-    from services.public.events import app
-    from services.topology import Endpoint
-
-    raw = yaml.safe_load(args.config.read_text()) if args.config else None
-    config = ServerConfig.model_validate(raw or {})
-    listen = Endpoint.parse(args.listen) if args.listen else None
-    if listen is not None or args.config is None:
-        config = config.model_copy(update={"listen": listen or Endpoint.parse("127.0.0.1:50072")})
-    return app.run(config, args.landing_dir)
 
 
 def _up(args: argparse.Namespace) -> int:

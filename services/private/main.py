@@ -22,15 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "services", nargs="+", choices=sorted([*BINDINGS, "events", "ads"]), help="what to serve"
     )
     parser.add_argument(
-        "--landing-dir",
-        type=Path,
-        default=Path("var/public/landing"),
-        help="events only: landing log directory",
+        "--landing-dir", type=Path, help="events only: landing log directory (overrides config)"
     )
     parser.add_argument(
         "--config",
         type=Path,
-        help="config YAML: PrivateZoneConfig (profile, orders) or ServerConfig (events)",
+        help="config YAML: PrivateZoneConfig (profile, orders) or EventsConfig (events)",
     )
     parser.add_argument("--listen", help="HOST:PORT; default: the topology's endpoint")
     parser.add_argument("--database-url", help="SQLAlchemy URL; overrides the config file")

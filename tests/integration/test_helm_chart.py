@@ -240,9 +240,9 @@ def test_drills_are_off_by_default() -> None:
 def test_the_rendered_configs_are_what_the_services_accept() -> None:
     """The gateway's topology and overrides, the private services' and events' settings, as
     the processes will parse them: public zones dialled with mTLS, private ones plaintext."""
-    from services.core.config import ServerConfig
     from services.gateway.config import from_topology
     from services.private.config import PrivateZoneConfig
+    from services.public.events.config import EventsConfig
     from services.topology import parse_topology
 
     _, values = ci_values(CHART / "ci" / "private-observability-values.yaml")
@@ -274,7 +274,8 @@ def test_the_rendered_configs_are_what_the_services_accept() -> None:
         for d in render(public, NAMESPACES["public"])
         if d["kind"] == "ConfigMap"
     }
-    events = ServerConfig.model_validate(
+    events = EventsConfig.model_validate(
         yaml.safe_load(public_maps["isthmus-services"]["events.yaml"])
     )
-    assert events.tls.require_client_cert
+    assert events.server.tls.require_client_cert
+    assert events.landing_dir == Path("/var/lib/isthmus/landing")  # the landing volume

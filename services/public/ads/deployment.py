@@ -5,7 +5,8 @@ Each replica wraps a `RankService`: it loads the registry's rollout at start (a 
 no loadable model fails its start, with the registry's message), then refreshes models, rules
 and features in the background; a new version is loaded beside the old one and swapped in,
 so no call fails during a swap. Errors become gRPC statuses through `to_status`, the one
-mapping in the codebase.
+mapping in the codebase; logs name an error's type and place, never its text. Serve's health
+check asks `RefreshHealth` (health.py): a replica whose refresh keeps failing is replaced.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from isthmus.ads.v1 import ads_pb2
 from services.core.errors import to_status
 from services.public.ads.autoscaling import BUSY_METRIC, BusyMeter
 from services.public.ads.config import DEPLOYMENT, SERVICER, AdsConfig
+from services.public.ads.health import RefreshHealth, describe
 from services.public.ads.service import RankService
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class AdRanker:
         exclusive_direct_ingress_port()  # before Serve starts this replica's server
         self._config = AdsConfig.model_validate(config)
         self._service = RankService(self._config)
+        self._health = RefreshHealth(self._config.unhealthy_after_failed_refreshes)
         self._answers = Counter(
             "isthmus_rank_answers",
             description="Rank answers by model version (shows a canary split).",
@@ -104,7 +107,7 @@ class AdRanker:
         except Exception as exc:
             reply = to_status(exc)
             if reply.code.name == "INTERNAL":
-                log.exception("Rank failed")
+                log.error("Rank failed: %s", describe(exc))
             if grpc_context is not None:
                 grpc_context.set_code(reply.code)
                 grpc_context.set_details(reply.message)
@@ -128,13 +131,21 @@ class AdRanker:
         return {BUSY_METRIC: self._busy.read()}
 
     def check_health(self) -> None:
-        """Serve's health check: a replica whose model is not ready is unhealthy."""
+        """Serve's health check: unhealthy without a ready model, or when the refresh has
+        kept failing (Serve then replaces the replica)."""
         if not self._service.models.stable.ready:
             raise RuntimeError("model not ready")
+        problem = self._health.problem
+        if problem is not None:
+            raise RuntimeError(problem)
 
     def status(self) -> dict[str, Any]:
         health = self._service.health()
-        return {**health.__dict__, "served": dict(self._service.served)}
+        return {
+            **health.__dict__,
+            "served": dict(self._service.served),
+            "failed_refreshes": self._health.failures,
+        }
 
     async def _flush_forever(self) -> None:
         while True:
@@ -147,10 +158,18 @@ class AdRanker:
         while True:
             await asyncio.sleep(self._config.refresh_interval_s)
             try:
-                if await asyncio.to_thread(self._service.refresh):
-                    log.info("refreshed: %s", self._service.health())
-            except Exception:
-                log.exception("refresh failed; serving what was loaded")
+                changed = await asyncio.to_thread(self._service.refresh)
+            except Exception as exc:
+                self._health.failed(exc)
+                log.error(
+                    "refresh failed (%s), %d in a row; serving what was loaded",
+                    self._health.last_failure,
+                    self._health.failures,
+                )
+                continue
+            self._health.succeeded()
+            if changed:
+                log.info("refreshed: %s", self._service.health())
 
 
 def build_app(config: AdsConfig) -> Any:

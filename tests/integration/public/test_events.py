@@ -14,8 +14,8 @@ from google.protobuf import timestamp_pb2
 from isthmus.common.v1 import common_pb2
 from isthmus.events.v1 import events_pb2 as pb
 from isthmus.events.v1 import events_pb2_grpc
-from services.core.config import ServerConfig
 from services.public.events.app import build_server
+from services.public.events.config import EventsConfig
 
 
 def event(event_id: str, **fields: Any) -> pb.Event:
@@ -46,7 +46,7 @@ def landed(root: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def events_server(loop_thread: Any, tmp_path: Path) -> Any:
     async def start() -> Any:
-        server, port, cleanup = build_server(ServerConfig(), tmp_path / "landing")
+        server, port, cleanup = build_server(EventsConfig(landing_dir=tmp_path / "landing"))
         await server.start()
         return server, port, cleanup
 
