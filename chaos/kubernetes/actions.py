@@ -2,6 +2,10 @@
 keyword arguments, as Chaos Toolkit calls them; each returns what it did.
 
     kill_ray_worker_pods(percent=30, namespace=..., release=...)   public-nodes-30
+    kill_gateway_pods(count=1, namespace=..., release=...)          gateway-instance-killed
+    partition_private_services(namespace=..., release=...)          private-partition
+    degrade_public_link(hosts=..., latency_ms=..., loss_percent=...) latency-loss
+    cut_public_zone(hosts=..., namespace=..., release=...)          zone-out
     delete_pods(label_selector=..., percent=..., namespace=...)     any workload
     scale_deployment(name=..., replicas=..., namespace=...)         e.g. a zone's events
     create_chaos(kind=..., name=..., spec=..., namespace=...)       a Chaos Mesh fault
@@ -16,6 +20,7 @@ import math
 import random
 from typing import Any
 
+from chaos.kubernetes import faults
 from chaos.kubernetes.cluster import CHAOS_GROUP, CHAOS_PLURALS, CHAOS_VERSION, api_client, selector
 
 
@@ -73,6 +78,102 @@ def kill_ray_worker_pods(
         context=context,
         api_url=api_url,
     )
+
+
+def kill_gateway_pods(
+    count: int | str = 1,
+    namespace: str = "isthmus-private",
+    release: str = "isthmus",
+    seed: int | None = None,
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> list[str]:
+    """gateway-instance-killed on Kubernetes: delete `count` of the release's running gateway
+    pods without a grace period (the Deployment keeps at least two: the Service sends new
+    connections to the others, and the callers' retries carry the calls in flight). Refuses
+    to delete every gateway pod."""
+    from kubernetes import client
+
+    count = int(count)
+    core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
+    found: Any = core.list_namespaced_pod(namespace, label_selector=selector(release, "gateway"))
+    running = sorted(str(p.metadata.name) for p in found.items if p.status.phase == "Running")
+    if count >= len(running):
+        raise RuntimeError(
+            f"{len(running)} gateway pod(s) running in {namespace}: deleting {count} would "
+            "close the door"
+        )
+    chosen = sorted(random.Random(seed).sample(running, count))  # noqa: S311 (fault choice)
+    for name in chosen:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    return chosen
+
+
+def partition_private_services(
+    namespace: str = "isthmus-private",
+    release: str = "isthmus",
+    duration: str = "60s",
+    name: str = "private-partition",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> str:
+    """private-partition on Kubernetes: a NetworkChaos partition between the gateway's pods
+    and the pods serving SENSITIVE RPCs, for `duration` (Chaos Mesh lifts it after that;
+    `delete_chaos` lifts it at once)."""
+    spec = faults.private_partition(namespace, release, duration)
+    return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
+
+
+def degrade_public_link(
+    hosts: str | list[str],
+    latency_ms: int | str = 100,
+    loss_percent: float | str = 10,
+    namespace: str = "isthmus-private",
+    release: str = "isthmus",
+    duration: str = "60s",
+    name: str = "latency-loss",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> str:
+    """latency-loss on Kubernetes: delay and loss on the gateway's traffic to the public
+    zones' addresses (`hosts`, a list or comma-separated)."""
+    spec = faults.public_link(
+        namespace, release, _hosts(hosts), int(latency_ms), float(loss_percent), duration
+    )
+    return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
+
+
+def cut_public_zone(
+    hosts: str | list[str],
+    namespace: str = "isthmus-private",
+    release: str = "isthmus",
+    duration: str = "60s",
+    name: str = "zone-out",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> str:
+    """zone-out on Kubernetes: the gateway's traffic to one public zone's addresses dropped
+    (`hosts`, a list or comma-separated): the gateway must fail over to the next zone."""
+    spec = faults.public_zone_cut(namespace, release, _hosts(hosts), duration)
+    return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
+
+
+def hold(seconds: float | str) -> float:
+    """Keep the fault on for `seconds` (the steady state is judged after)."""
+    import time
+
+    time.sleep(float(seconds))
+    return float(seconds)
+
+
+def _hosts(hosts: str | list[str]) -> list[str]:
+    if isinstance(hosts, str):
+        return [h.strip() for h in hosts.split(",") if h.strip()]
+    return list(hosts)
 
 
 def scale_deployment(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +19,10 @@ from tests.support.fake_kube_api import FakeKubeApi
 pytestmark = pytest.mark.integration
 NS = "isthmus-public-a"
 WORKER = {"app.kubernetes.io/instance": "isthmus", "app.kubernetes.io/component": "ray-worker"}
-DRILL = (
-    Path(__file__).resolve().parents[2] / "chaos" / "drills" / "kubernetes" / "public-nodes-30.yaml"
-)
+FORMS = Path(__file__).resolve().parents[2] / "chaos" / "drills" / "kubernetes"
+DRILL = FORMS / "public-nodes-30.yaml"
+PRIVATE = "isthmus-private"
+GATEWAY = {"app.kubernetes.io/instance": "isthmus", "app.kubernetes.io/component": "gateway"}
 
 
 @pytest.fixture
@@ -111,3 +113,109 @@ def test_the_kubernetes_experiment_runs_under_chaos_toolkit(
     assert len(killed) == 2
     assert api.deleted == killed
     assert journal["steady_states"]["after"]["steady_state_met"] is True
+
+
+@pytest.mark.parametrize("path", sorted(FORMS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_kubernetes_form_is_valid_and_names_real_functions(path: Path) -> None:
+    import importlib
+    import inspect
+
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import load_experiment
+
+    experiment = load_experiment(str(path))
+    ensure_experiment_is_valid(experiment)
+    activities = (
+        experiment["steady-state-hypothesis"]["probes"]
+        + experiment["method"]
+        + experiment.get("rollbacks", [])
+    )
+    for activity in activities:
+        provider = activity["provider"]
+        assert provider["module"].startswith("chaos.kubernetes."), provider["module"]
+        func = getattr(importlib.import_module(provider["module"]), provider["func"])
+        inspect.signature(func).bind(**provider.get("arguments", {}))
+    created = [a for a in experiment["method"] if "chaos" in a["provider"]["func"] or
+               a["provider"]["func"] in {"partition_private_services", "degrade_public_link",
+                                         "cut_public_zone"}]  # fmt: skip
+    if created:  # a fault that lasts is lifted by a rollback too, whatever happens
+        assert any(r["provider"]["func"] == "delete_chaos" for r in experiment["rollbacks"])
+
+
+@pytest.fixture
+def private_api() -> Iterator[FakeKubeApi]:
+    with FakeKubeApi(respawn_s=1.0) as fake:
+        fake.add_pods(PRIVATE, GATEWAY, count=2, prefix="isthmus-gateway")
+        fake.add_deployment(PRIVATE, "isthmus-gateway", replicas=2)
+        yield fake
+
+
+def run_form(name: str, api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from chaoslib.experiment import run_experiment
+    from chaoslib.loader import load_experiment
+
+    monkeypatch.setenv("ISTHMUS_KUBE_API_URL", api.url)
+    monkeypatch.setenv("ISTHMUS_HOLD_S", "0")
+    journal: dict[str, Any] = run_experiment(load_experiment(str(FORMS / f"{name}.yaml")), {})
+    return journal
+
+
+def test_gateway_instance_killed_deletes_one_gateway_pod_and_waits_for_it(
+    private_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = run_form("gateway-instance-killed", private_api, monkeypatch)
+    assert journal["status"] == "completed", journal
+    assert journal["deviated"] is False
+    killed = journal["run"][0]["output"]
+    assert len(killed) == 1
+    assert private_api.deleted == killed
+    assert isinstance(journal["run"][1]["output"], float)  # the time to recover
+
+
+def test_the_last_gateway_pod_is_never_deleted(private_api: FakeKubeApi) -> None:
+    with pytest.raises(RuntimeError, match="close the door"):
+        actions.kill_gateway_pods(2, PRIVATE, "isthmus", api_url=private_api.url)
+    assert private_api.deleted == []
+
+
+@pytest.mark.parametrize(
+    ("name", "env", "kind"),
+    [
+        ("private-partition", {}, "partition"),
+        ("latency-loss", {"ISTHMUS_PUBLIC_HOSTS": "ads.public-a.example, ads.b.example"}, "netem"),
+        ("zone-out", {"ISTHMUS_ZONE_HOSTS": "ads.public-a.example"}, "partition"),
+    ],
+)
+def test_a_network_fault_is_created_from_the_shared_spec_and_lifted(
+    name: str,
+    env: dict[str, str],
+    kind: str,
+    private_api: FakeKubeApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    created: list[dict[str, Any]] = []
+    original = actions.create_chaos
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        created.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(actions, "create_chaos", spy)
+    journal = run_form(name, private_api, monkeypatch)
+    assert journal["status"] == "completed", journal
+    (spec,) = created
+    assert spec["action"] == kind
+    assert spec["selector"]["labelSelectors"] == GATEWAY
+    if "externalTargets" in spec:
+        assert spec["externalTargets"] == [h.strip() for h in next(iter(env.values())).split(",")]
+    assert not private_api.custom  # lifted by the method, and the rollback found nothing left
+
+
+def test_a_network_fault_without_its_hosts_is_refused_before_anything_is_created(
+    private_api: FakeKubeApi,
+) -> None:
+    with pytest.raises(ValueError, match="hosts"):
+        actions.degrade_public_link("", namespace=PRIVATE, api_url=private_api.url)
+    assert not private_api.custom

@@ -279,3 +279,26 @@ def test_the_rendered_configs_are_what_the_services_accept() -> None:
     )
     assert events.server.tls.require_client_cert
     assert events.landing_dir == Path("/var/lib/isthmus/landing")  # the landing volume
+
+
+def test_the_chart_renders_the_same_faults_as_the_drills_kubernetes_forms() -> None:
+    """One source of truth: the chart's scheduled NetworkChaos specs are the ones the
+    Kubernetes experiments create (chaos/kubernetes/faults.py)."""
+    from chaos.kubernetes import faults
+
+    _, values = ci_values(CHART / "ci" / "private-drills-values.yaml")
+    namespace = NAMESPACES["private"]
+    rendered = {
+        d["metadata"]["labels"]["isthmus.io/drill"]: d["spec"].get("networkChaos", d["spec"])
+        for d in render(values, namespace)
+        if d["kind"] in {"Schedule", "NetworkChaos"}
+    }
+    drills = values["drills"]
+    hosts = [c["ads"]["host"] for c in values["gateway"]["publicClusters"]]
+    assert rendered["private-partition"] == faults.private_partition(
+        namespace, "isthmus", drills["duration"]
+    )
+    link = drills["publicLink"]
+    assert rendered["latency-loss"] == faults.public_link(
+        namespace, "isthmus", hosts, link["latencyMs"], link["lossPercent"], drills["duration"]
+    )
