@@ -10,7 +10,7 @@ from typing import Any
 
 from chaos import context
 from chaos.report import summary_table
-from chaos.runner import DRILLS, PROTECTIONS, drill_file, load_drill, run_drill
+from chaos.runner import DRILLS, PROTECTIONS, drill_file, load_drill, run_drill, with_variables
 
 
 def main(argv: list[str]) -> int:
@@ -52,9 +52,13 @@ def main(argv: list[str]) -> int:
     names = sorted(p.stem for p in DRILLS.glob("*.yaml")) if args.all else [args.name]
     if names == [None]:
         parser.error("give a drill name or --all")
+    for name in names:  # unknown names and variables fail before anything runs
+        try:
+            with_variables(load_drill(drill_file(name))[0], variables)
+        except ValueError as error:
+            parser.error(f"{name}: {error}")
     verdicts = []
     for name in names:
-        drill_file(name)  # unknown names fail before anything runs
         progress = _Progress()
         progress.start()
         try:
@@ -80,7 +84,10 @@ def parse_variables(pairs: list[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--var wants KEY=VALUE, not {pair!r}")
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ValueError(f"--var {key}: not a YAML scalar: {raw!r}") from None
         if isinstance(value, dict | list):
             raise ValueError(f"--var {key}: a single value, not {raw!r}")
         variables[key.strip()] = value

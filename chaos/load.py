@@ -154,6 +154,7 @@ class SteadyLoad:
                 tasks.add(task)
                 task.add_done_callback(self._finished(tasks))
             await asyncio.sleep(0.02)
+        self._loop = None  # no burst into a loop that is winding down
         if tasks:
             await asyncio.wait(tasks, timeout=10)
         for channel in channels.values():
@@ -164,7 +165,7 @@ class SteadyLoad:
         `calls_per_caller` calls at once (rankings with their clicks, profile reads, orders),
         on top of the steady rate. Returns once they are on their way."""
         loop = self._loop
-        if loop is None:
+        if loop is None or self._stop.is_set():
             raise RuntimeError("the load is not running")
 
         async def launch() -> None:

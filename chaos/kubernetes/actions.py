@@ -84,30 +84,44 @@ def kill_gateway_pods(
     count: int | str = 1,
     namespace: str = "isthmus-private",
     release: str = "isthmus",
+    timeout_s: float | str = 180.0,
     seed: int | None = None,
     kubeconfig: str = "",
     context: str = "",
     api_url: str = "",
-) -> list[str]:
-    """gateway-instance-killed on Kubernetes: delete `count` of the release's running gateway
-    pods without a grace period (the Deployment keeps at least two: the Service sends new
-    connections to the others, and the callers' retries carry the calls in flight). Refuses
-    to delete every gateway pod."""
+) -> dict[str, Any]:
+    """gateway-instance-killed on Kubernetes: delete `count` of the release's Ready gateway
+    pods without a grace period (the Service sends new connections to the others, and the
+    callers' retries carry the calls in flight), then wait until as many gateway pods as
+    were Ready before (the HPA's count, whatever it is) are Ready again, none of them a
+    deleted one. Refuses to delete every gateway pod. Returns the pods deleted and the
+    seconds to recover."""
+    import time
+
     from kubernetes import client
 
-    count = int(count)
+    from chaos.kubernetes.probes import ready_pod_names
+
+    count, timeout_s = int(count), float(timeout_s)  # experiment configuration gives strings
     core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
-    found: Any = core.list_namespaced_pod(namespace, label_selector=selector(release, "gateway"))
-    running = sorted(str(p.metadata.name) for p in found.items if p.status.phase == "Running")
-    if count >= len(running):
+    label = selector(release, "gateway")
+    ready = ready_pod_names(label, namespace, kubeconfig, context, api_url)
+    if count >= len(ready):
         raise RuntimeError(
-            f"{len(running)} gateway pod(s) running in {namespace}: deleting {count} would "
-            "close the door"
+            f"{len(ready)} gateway pod(s) Ready in {namespace}: deleting {count} would close "
+            "the door"
         )
-    chosen = sorted(random.Random(seed).sample(running, count))  # noqa: S311 (fault choice)
+    chosen = sorted(random.Random(seed).sample(ready, count))  # noqa: S311 (fault choice)
     for name in chosen:
         core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-    return chosen
+    started = time.monotonic()
+    while True:
+        now = set(ready_pod_names(label, namespace, kubeconfig, context, api_url))
+        if len(now - set(chosen)) >= len(ready):
+            return {"deleted": chosen, "recovered_s": round(time.monotonic() - started, 1)}
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"fewer than {len(ready)} gateway pods Ready after {timeout_s}s")
+        time.sleep(1.0)
 
 
 def partition_private_services(

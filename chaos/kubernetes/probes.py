@@ -97,6 +97,35 @@ def rayservice_healthy(
     return status.get("serviceStatus") == "Running" and int(status.get("numServeEndpoints", 0)) > 0
 
 
+def ready_pod_names(
+    label_selector: str,
+    namespace: str = "default",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> list[str]:
+    """The names of the Ready pods matching `label_selector`, sorted."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
+    found: Any = core.list_namespaced_pod(namespace, label_selector=label_selector)
+    return sorted(str(p.metadata.name) for p in found.items if _ready(p))
+
+
+def deployments_available(
+    names: str | list[str],
+    namespace: str = "default",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> bool:
+    """Every named Deployment (a list, or comma-separated) has every replica available."""
+    listed = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+    return all(
+        deployment_available(n, namespace, kubeconfig, context, api_url) for n in listed if n
+    )
+
+
 def deployment_available(
     name: str,
     namespace: str = "default",

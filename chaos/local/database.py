@@ -88,17 +88,16 @@ def switch_off_durable_commits(run_dir: str = DEFAULT_RUN_DIR, timeout_s: float 
     layout = platform.postgres
     assert layout is not None  # _server checked
     auto = layout.data_dir / "postgresql.auto.conf"
-    original = auto.read_text()
-    with auto.open("a") as out:  # in place: the file stays the server account's
-        out.write(ASYNC_COMMIT)
 
-    def restore() -> None:
-        auto.write_text(original)
+    def restore() -> None:  # drops our block, whatever else the file holds by then
+        auto.write_text(auto.read_text().replace(ASYNC_COMMIT, ""))
         _reload(layout)
         drill.switched_off.discard("durable-commits")
 
-    drill.undo["protection:durable-commits"] = restore
+    drill.undo["protection:durable-commits"] = restore  # before the file changes
     drill.switched_off.add("durable-commits")
+    with auto.open("a") as out:  # in place: the file stays the server account's
+        out.write(ASYNC_COMMIT)
     _reload(layout)
     deadline = time.monotonic() + timeout_s
     while synchronous_commit(layout) != "off":

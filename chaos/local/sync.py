@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,17 +94,14 @@ def kill_sync_mid_batch(
     for attempt in range(1, kills + 1):
         _forget_checkpoints_if_switched_off(platform)
         known = _batches(offsets)
-        with _log(platform, "sync-killed") as log:
-            proc = _start_sync(platform, log)
+        with _sync_run(platform, "sync-killed") as proc:
             planned = _wait_for_a_planned_batch(proc, checkpoint, known, timeout_s)
             if planned is not None:
                 landed += 1
                 drill.event(f"sync killed after planning batch {planned} (kill {attempt})")
             else:
                 drill.event(f"kill {attempt}: the sync ended before planning a batch")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill_group(proc)
     return landed
 
 
@@ -126,14 +124,10 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
     drill.fault_begins(f"the sync's path to the landing log cut mid-batch, {cuts} times")
     for attempt in range(1, cuts + 1):
         _forget_checkpoints_if_switched_off(platform)
-        with _log(platform, "sync-partition") as log:
-            proc = _start_sync(platform, log, own_mounts=platform.net is None)
+        with _sync_run(platform, "sync-partition", own_mounts=platform.net is None) as proc:
             planned = _freeze_at_planning(proc, checkpoint, timeout_s)
             if planned is None:
                 drill.event(f"cut {attempt}: the sync ended before planning a batch")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
                 continue
             try:
                 _cover(proc.pid, landing)
@@ -144,14 +138,10 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
             try:
                 code = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                _kill_group(proc)
                 code = proc.wait()
                 drill.event(f"cut {attempt}: the sync hung on the cut path; killed")
-        committed = any(
-            (source_offset(checkpoint, batch) or -1) >= planned
-            for batch in committed_batches(checkpoint)
-        )
+        committed = reached(checkpoint, planned)
         if code != 0:
             failed += 1
         drill.event(
@@ -193,6 +183,30 @@ def run_sync(run_dir: str = DEFAULT_RUN_DIR) -> dict[str, Any]:
     report = run_job(platform.state, platform.run_dir, "events")
     drill.fault_ends(f"sync caught up ({report.get('landing_lines', '?')} lines)")
     return report
+
+
+@contextlib.contextmanager
+def _sync_run(
+    platform: Platform, name: str, own_mounts: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A sync run of the drill: its output appended to `logs/NAME.log`, and its process
+    group SIGKILLed when the block ends, however it ends -- also by the drill's rollback,
+    should the drill be interrupted first (a sync left stopped or running would outlive it)."""
+    drill = context.current()
+    with _log(platform, name) as log:
+        proc = _start_sync(platform, log, own_mounts)
+        drill.undo[f"sync-run:{proc.pid}"] = lambda: _kill_group(proc)
+        try:
+            yield proc
+        finally:
+            drill.undo_now(f"sync-run:{proc.pid}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the sync's process group (driver and JVM; a stopped one too) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _start_sync(
@@ -250,6 +264,13 @@ def _freeze_at_planning(
             return min(new)
         time.sleep(0.001)
     return None
+
+
+def reached(checkpoint: Path, entry: int) -> bool:
+    """Whether a committed batch of the query at `checkpoint` read up to source log entry
+    `entry` (its files, or what was left of them, are then behind the query for good)."""
+    offsets = (source_offset(checkpoint, batch) for batch in committed_batches(checkpoint))
+    return any(offset is not None and offset >= entry for offset in offsets)
 
 
 def _log_ids(directory: Path) -> set[int]:

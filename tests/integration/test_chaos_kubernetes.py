@@ -140,13 +140,16 @@ def test_every_kubernetes_form_is_valid_and_names_real_functions(path: Path) -> 
                                          "cut_public_zone"}]  # fmt: skip
     if created:  # a fault that lasts is lifted by a rollback too, whatever happens
         assert any(r["provider"]["func"] == "delete_chaos" for r in experiment["rollbacks"])
+        assert experiment["runtime"]["rollbacks"]["strategy"] == "always"
 
 
 @pytest.fixture
 def private_api() -> Iterator[FakeKubeApi]:
     with FakeKubeApi(respawn_s=1.0) as fake:
-        fake.add_pods(PRIVATE, GATEWAY, count=2, prefix="isthmus-gateway")
-        fake.add_deployment(PRIVATE, "isthmus-gateway", replicas=2)
+        fake.add_pods(PRIVATE, GATEWAY, count=3, prefix="isthmus-gateway")  # the HPA's count
+        fake.add_deployment(PRIVATE, "isthmus-gateway", replicas=3)
+        for name in ("profile", "orders"):
+            fake.add_deployment(PRIVATE, name, replicas=2)
         yield fake
 
 
@@ -166,15 +169,17 @@ def test_gateway_instance_killed_deletes_one_gateway_pod_and_waits_for_it(
     journal = run_form("gateway-instance-killed", private_api, monkeypatch)
     assert journal["status"] == "completed", journal
     assert journal["deviated"] is False
-    killed = journal["run"][0]["output"]
-    assert len(killed) == 1
-    assert private_api.deleted == killed
-    assert isinstance(journal["run"][1]["output"], float)  # the time to recover
+    (kill,) = journal["run"]
+    assert kill["status"] == "succeeded", kill
+    assert len(kill["output"]["deleted"]) == 1
+    assert private_api.deleted == kill["output"]["deleted"]
+    # the fake replaces a deleted pod after 1 s: the wait saw three Ready, none deleted
+    assert kill["output"]["recovered_s"] >= 0.9
 
 
 def test_the_last_gateway_pod_is_never_deleted(private_api: FakeKubeApi) -> None:
     with pytest.raises(RuntimeError, match="close the door"):
-        actions.kill_gateway_pods(2, PRIVATE, "isthmus", api_url=private_api.url)
+        actions.kill_gateway_pods(3, PRIVATE, "isthmus", api_url=private_api.url)
     assert private_api.deleted == []
 
 
@@ -205,6 +210,8 @@ def test_a_network_fault_is_created_from_the_shared_spec_and_lifted(
     monkeypatch.setattr(actions, "create_chaos", spy)
     journal = run_form(name, private_api, monkeypatch)
     assert journal["status"] == "completed", journal
+    assert [a["status"] for a in journal["run"]] == ["succeeded"] * 3, journal["run"]
+    assert journal["run"][2]["output"] is True  # the method lifted a fault that existed
     (spec,) = created
     assert spec["action"] == kind
     assert spec["selector"]["labelSelectors"] == GATEWAY
