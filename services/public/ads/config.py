@@ -121,11 +121,12 @@ class AdsConfig(_Strict):
     refresh_interval_s: float = Field(
         default=2.0, gt=0, description="How often replicas look for new models, rules, features."
     )
-    unhealthy_after_failed_refreshes: int = Field(
-        default=5,
-        ge=1,
-        description="A replica whose refresh fails this many times in a row reports unhealthy "
-        "to Serve, which replaces it (refused files do not count: see ads/health.py).",
+    unhealthy_after_refresh_intervals: float = Field(
+        default=5.0,
+        ge=2,
+        description="A replica none of whose refreshes has finished for this many refresh "
+        "intervals (each raised, or one hangs) reports unhealthy to Serve, which replaces it; "
+        "refused files do not count (see ads/health.py).",
     )
     replica_num_cpus: float = Field(
         default=0.5, gt=0, description="Logical CPUs one replica reserves (sets the ceiling)."

@@ -5,8 +5,9 @@ Each replica wraps a `RankService`: it loads the registry's rollout at start (a 
 no loadable model fails its start, with the registry's message), then refreshes models, rules
 and features in the background; a new version is loaded beside the old one and swapped in,
 so no call fails during a swap. Errors become gRPC statuses through `to_status`, the one
-mapping in the codebase; logs name an error's type and place, never its text. Serve's health
-check asks `RefreshHealth` (health.py): a replica whose refresh keeps failing is replaced.
+mapping in the codebase; this module's logs name an error's type and place, never its text.
+Serve's health check asks `RefreshHealth` (health.py): a replica none of whose refreshes has
+finished for a while (each raised, or one hangs) is replaced.
 """
 
 from __future__ import annotations
@@ -65,7 +66,11 @@ class AdRanker:
         exclusive_direct_ingress_port()  # before Serve starts this replica's server
         self._config = AdsConfig.model_validate(config)
         self._service = RankService(self._config)
-        self._health = RefreshHealth(self._config.unhealthy_after_failed_refreshes)
+        self._health = RefreshHealth(
+            stale_after_s=self._config.refresh_interval_s
+            * self._config.unhealthy_after_refresh_intervals,
+            last_finished_s=time.monotonic(),  # the constructor has just loaded everything
+        )
         self._answers = Counter(
             "isthmus_rank_answers",
             description="Rank answers by model version (shows a canary split).",
@@ -131,11 +136,11 @@ class AdRanker:
         return {BUSY_METRIC: self._busy.read()}
 
     def check_health(self) -> None:
-        """Serve's health check: unhealthy without a ready model, or when the refresh has
-        kept failing (Serve then replaces the replica)."""
+        """Serve's health check: unhealthy without a ready model, or when no refresh has
+        finished for a while (Serve then replaces the replica; see health.py)."""
         if not self._service.models.stable.ready:
             raise RuntimeError("model not ready")
-        problem = self._health.problem
+        problem = self._health.problem(time.monotonic())
         if problem is not None:
             raise RuntimeError(problem)
 
@@ -167,7 +172,7 @@ class AdRanker:
                     self._health.failures,
                 )
                 continue
-            self._health.succeeded()
+            self._health.finished(time.monotonic())
             if changed:
                 log.info("refreshed: %s", self._service.health())
 

@@ -1,12 +1,17 @@
-"""What a ranking replica tells Serve's health check (pure: no Ray, no clock).
+"""What a ranking replica tells Serve's health check (pure: the time is passed in).
 
 A replica is ready once its constructor has loaded a model, the rules and the features (Serve
-sends it no call before that). After that it stays healthy while its background refresh can
-look at the registry, the rules file and the feature snapshot; when the refresh fails
-`unhealthy_after` times in a row (the registry unreachable, a volume gone), the replica
-reports unhealthy and Serve replaces it, instead of one replica serving a stale model for as
-long as it lives. A refused file (a broken model, rules that do not parse) is not a failed
-refresh: the replica keeps serving what it had, and says so in its status.
+sends it no call before that). After that it stays healthy while its background refresh keeps
+finishing: a refresh that raised (an I/O error reading the registry, the rules or the
+snapshot) or one that hangs (a stuck volume) does not count, and when none has finished for
+`stale_after_s` the replica reports unhealthy and Serve replaces it. A refused file (a broken
+model, rules that do not parse, a missing file) is a finished refresh: the replica looked,
+kept serving what it had, and says so in its status.
+
+The trade-off: the cause is often shared (every replica reads the same registry), so every
+replica turns unhealthy at about the same time, and a new replica cannot start without a
+loadable model; ranking then falls back to the gateway's bid-only answer until the registry
+is back. `stale_after_s` (5 refresh intervals by default) keeps short blips harmless.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ from dataclasses import dataclass
 
 @dataclass
 class RefreshHealth:
-    """Consecutive failed refreshes, and why the last one failed (the exception's type and
-    where it was raised, never its message: messages can carry paths and values)."""
+    """When the last refresh finished, and why the refreshes since failed (the exception's
+    type and where it was raised, never its message: messages can carry paths and values)."""
 
-    unhealthy_after: int
+    stale_after_s: float
+    last_finished_s: float
     failures: int = 0
     last_failure: str | None = None
 
-    def succeeded(self) -> None:
+    def finished(self, now_s: float) -> None:
+        self.last_finished_s = now_s
         self.failures = 0
         self.last_failure = None
 
@@ -32,12 +39,17 @@ class RefreshHealth:
         self.failures += 1
         self.last_failure = describe(exc)
 
-    @property
-    def problem(self) -> str | None:
-        """Why the replica is unhealthy, or None."""
-        if self.failures < self.unhealthy_after:
+    def problem(self, now_s: float) -> str | None:
+        """Why the replica is unhealthy at `now_s`, or None."""
+        stale_s = now_s - self.last_finished_s
+        if stale_s <= self.stale_after_s:
             return None
-        return f"refresh failed {self.failures} times in a row (last: {self.last_failure})"
+        why = (
+            f"{self.failures} failed in a row, last: {self.last_failure}"
+            if self.failures
+            else "the last one has not returned"
+        )
+        return f"no refresh has finished for {stale_s:.0f}s ({why})"
 
 
 def describe(exc: BaseException) -> str:
