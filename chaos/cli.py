@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from chaos import context
+from chaos.edits import PROTECTIONS, with_variables
 from chaos.report import summary_table
-from chaos.runner import DRILLS, PROTECTIONS, drill_file, load_drill, run_drill, with_variables
+from chaos.runner import DRILLS, drill_file, load_drill, run_drill
 
 
 def main(argv: list[str]) -> int:

@@ -74,7 +74,7 @@ def test_protos_check_passes_on_the_committed_tree() -> None:
 
 
 def test_chaos_run_help_names_every_protection_a_drill_can_switch_off() -> None:
-    from chaos.runner import PROTECTIONS
+    from chaos.edits import PROTECTIONS
 
     result = run("chaos", "run", "--help")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -14,19 +14,12 @@ from typing import Any
 import pytest
 
 from chaos.cli import parse_variables
+from chaos.edits import PROTECTIONS, with_variables, without
 from chaos.load import Call, SteadyLoad
 from chaos.local import probes
 from chaos.local.actions import protection_off
 from chaos.local.platform import Platform, count_for
-from chaos.runner import (
-    DRILLS,
-    PROTECTIONS,
-    Inventory,
-    load_drill,
-    refusal,
-    with_variables,
-    without,
-)
+from chaos.runner import DRILLS, Inventory, load_drill, refusal
 from services.gateway.config import GatewayConfig, from_topology
 from services.local.netns import plan as net_plan
 from services.local.supervisor import RunState
