@@ -96,13 +96,11 @@ def kill_gateway_pods(
     were Ready before (the HPA's count, whatever it is) are Ready again, none of them a
     deleted one. Refuses to delete every gateway pod. Returns the pods deleted and the
     seconds to recover."""
-    import time
-
     from kubernetes import client
 
     from chaos.kubernetes.probes import ready_pod_names
 
-    count, timeout_s = int(count), float(timeout_s)  # experiment configuration gives strings
+    count = int(count)  # experiment configuration gives strings
     core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
     label = selector(release, "gateway")
     ready = ready_pod_names(label, namespace, kubeconfig, context, api_url)
@@ -114,14 +112,10 @@ def kill_gateway_pods(
     chosen = sorted(random.Random(seed).sample(ready, count))  # noqa: S311 (fault choice)
     for name in chosen:
         core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-    started = time.monotonic()
-    while True:
-        now = set(ready_pod_names(label, namespace, kubeconfig, context, api_url))
-        if len(now - set(chosen)) >= len(ready):
-            return {"deleted": chosen, "recovered_s": round(time.monotonic() - started, 1)}
-        if time.monotonic() - started > timeout_s:
-            raise RuntimeError(f"fewer than {len(ready)} gateway pods Ready after {timeout_s}s")
-        time.sleep(1.0)
+    recovered_s = wait_for_ready_pods(
+        label, len(ready), namespace, timeout_s, kubeconfig, context, api_url, excluding=chosen
+    )
+    return {"deleted": chosen, "recovered_s": recovered_s}
 
 
 def partition_private_services(
@@ -272,17 +266,21 @@ def wait_for_ready_pods(
     kubeconfig: str = "",
     context: str = "",
     api_url: str = "",
+    excluding: list[str] | None = None,
 ) -> float:
-    """Wait until at least `count` pods matching `label_selector` are Ready; returns the
-    seconds it took (the drill's time to recover). Raises after `timeout_s`."""
+    """Wait until at least `count` pods matching `label_selector` are Ready, not counting
+    those named in `excluding` (pods just deleted, still terminating); returns the seconds
+    it took (the drill's time to recover). Raises after `timeout_s`."""
     import time
 
-    from chaos.kubernetes.probes import ready_pods
+    from chaos.kubernetes.probes import ready_pod_names
 
     count, timeout_s = int(count), float(timeout_s)  # experiment configuration gives strings
+    gone = set(excluding or [])
     started = time.monotonic()
     while True:
-        if ready_pods(label_selector, namespace, kubeconfig, context, api_url) >= count:
+        names = ready_pod_names(label_selector, namespace, kubeconfig, context, api_url)
+        if len(set(names) - gone) >= count:
             return round(time.monotonic() - started, 1)
         if time.monotonic() - started > timeout_s:
             raise RuntimeError(

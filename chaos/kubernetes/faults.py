@@ -45,15 +45,8 @@ def public_link(
 ) -> dict[str, Any]:
     """latency-loss: delay and loss on the gateway's traffic to the public zones' addresses
     (`hosts`: the zones' load balancers, outside the cluster)."""
-    if not hosts:
-        raise ValueError("latency-loss needs the public zones' hosts (gateway.publicClusters)")
     return {
-        "action": "netem",
-        "mode": "all",
-        "selector": gateway_pods(namespace, release),
-        "direction": "to",
-        "duration": duration,
-        "externalTargets": list(hosts),
+        **_to_hosts("netem", "latency-loss", namespace, release, hosts, duration),
         "delay": {"latency": f"{int(latency_ms)}ms", "jitter": "0ms", "correlation": "0"},
         "loss": {"loss": _number(loss_percent), "correlation": "0"},
     }
@@ -63,10 +56,17 @@ def public_zone_cut(
     namespace: str, release: str, hosts: list[str], duration: str
 ) -> dict[str, Any]:
     """zone-out: the gateway's traffic to one public zone's addresses dropped."""
+    return _to_hosts("partition", "zone-out", namespace, release, hosts, duration)
+
+
+def _to_hosts(
+    action: str, drill: str, namespace: str, release: str, hosts: list[str], duration: str
+) -> dict[str, Any]:
+    """A fault on the gateway pods' traffic to addresses outside the cluster."""
     if not hosts:
-        raise ValueError("zone-out needs the public zone's hosts")
+        raise ValueError(f"{drill} needs the public zones' hosts")
     return {
-        "action": "partition",
+        "action": action,
         "mode": "all",
         "selector": gateway_pods(namespace, release),
         "direction": "to",

@@ -16,6 +16,21 @@ from typing import Any
 from chaos.kubernetes.cluster import api_client, selector
 
 
+def ready_pod_names(
+    label_selector: str,
+    namespace: str = "default",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> list[str]:
+    """The names of the Ready pods matching `label_selector`, sorted."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
+    found: Any = core.list_namespaced_pod(namespace, label_selector=label_selector)
+    return sorted(str(p.metadata.name) for p in found.items if _ready(p))
+
+
 def ready_pods(
     label_selector: str,
     namespace: str = "default",
@@ -24,11 +39,7 @@ def ready_pods(
     api_url: str = "",
 ) -> int:
     """How many pods matching `label_selector` are Running with condition Ready=True."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
-    pods = core.list_namespaced_pod(namespace, label_selector=label_selector).items
-    return sum(1 for p in pods if _ready(p))
+    return len(ready_pod_names(label_selector, namespace, kubeconfig, context, api_url))
 
 
 def ray_worker_pods_ready(
@@ -95,21 +106,6 @@ def rayservice_healthy(
     """The RayService is Running with at least one Serve endpoint."""
     status = rayservice_status(name, namespace, kubeconfig, context, api_url)
     return status.get("serviceStatus") == "Running" and int(status.get("numServeEndpoints", 0)) > 0
-
-
-def ready_pod_names(
-    label_selector: str,
-    namespace: str = "default",
-    kubeconfig: str = "",
-    context: str = "",
-    api_url: str = "",
-) -> list[str]:
-    """The names of the Ready pods matching `label_selector`, sorted."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api_client(kubeconfig, context, api_url))
-    found: Any = core.list_namespaced_pod(namespace, label_selector=label_selector)
-    return sorted(str(p.metadata.name) for p in found.items if _ready(p))
 
 
 def deployments_available(
