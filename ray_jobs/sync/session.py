@@ -32,6 +32,8 @@ def spark_conf(spec: DataSpec) -> dict[str, str]:
         # driver takes about a second.
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
     }
+    if spec.driver_java_options:  # read as the driver's JVM starts (PySpark's spark-submit)
+        conf["spark.driver.extraJavaOptions"] = spec.driver_java_options
     if spec.spark_master.startswith("local"):
         # Local runs stay on loopback: nothing else on the network reaches the driver.
         conf["spark.driver.host"] = "127.0.0.1"

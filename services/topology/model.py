@@ -293,6 +293,14 @@ class DataSpec(_Strict):
     driver_memory: str = Field(
         default="1g", pattern=r"^[0-9]+[kmgt]$", description="spark.driver.memory, e.g. 1g."
     )
+    driver_java_options: str = Field(
+        default="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        max_length=1000,
+        description="spark.driver.extraJavaOptions. The default suits the sync's short "
+        "availableNow runs, where JVM start-up and warm-up dominate: C1 only and the serial "
+        "collector (a whole 10-file run 26 s vs 33 s with the JVM's defaults, a 300k-event "
+        "run 53 s either way; bench/results/spark_jvm.json). Empty: the JVM's defaults.",
+    )
     k_anonymity: int = Field(
         default=20, ge=2, description="Segments with fewer users than this are suppressed."
     )

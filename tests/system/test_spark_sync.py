@@ -39,6 +39,14 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
+def test_the_driver_jvm_runs_with_the_configured_options(spark: Any) -> None:
+    """The options reach the JVM PySpark launches (not only the session's conf)."""
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(bean.getInputArguments())
+    for option in DataSpec().driver_java_options.split():
+        assert option in arguments, arguments
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return make_world(tmp_path)

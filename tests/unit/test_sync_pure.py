@@ -155,6 +155,11 @@ def test_local_spark_stays_on_loopback() -> None:
     assert "spark.driver.host" not in spark_conf(DataSpec(spark_master="spark://h:7077"))
 
 
+def test_driver_java_options_are_passed_only_when_given() -> None:
+    assert "TieredStopAtLevel=1" in spark_conf(DataSpec())["spark.driver.extraJavaOptions"]
+    assert "spark.driver.extraJavaOptions" not in spark_conf(DataSpec(driver_java_options=""))
+
+
 def entry(path: str, size: int = 10, action: str = "add") -> str:
     return json.dumps(
         {
