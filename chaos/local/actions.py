@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -263,10 +264,10 @@ def switch_off_protection(protection: str, run_dir: str = DEFAULT_RUN_DIR) -> No
     def restore() -> None:
         for path, text in originals.items():
             path.write_text(text)
-        restart_gateways(run_dir)
+        reload_gateways(run_dir)
 
     drill.undo[f"protection:{protection}"] = restore
-    restart_gateways(run_dir)
+    reload_gateways(run_dir)
     drill.event(f"protection off: {protection}")
 
 
@@ -328,20 +329,27 @@ def switch_off_restarts(run_dir: str = DEFAULT_RUN_DIR) -> None:
     drill.event("protection off: restarts (the supervisor restarts nothing)")
 
 
-def restart_gateways(run_dir: str = DEFAULT_RUN_DIR, timeout_s: float = 60.0) -> None:
-    """Rolling restart: SIGTERM one gateway instance, wait for the supervisor to have it
-    running again, then the next; the other instance keeps the address meanwhile."""
-    for name in [p.name for p in Platform.load(run_dir).processes(kind="gateway")]:
-        old = Platform.load(run_dir).state.process(name).pid
-        _signal(old, signal.SIGTERM)
+def reload_gateways(run_dir: str = DEFAULT_RUN_DIR, timeout_s: float = 30.0) -> None:
+    """Every gateway instance rereads its config file (SIGHUP, one at a time), without a
+    restart; returns once each has logged the outcome, and raises if one refused it."""
+    platform = Platform.load(run_dir)
+    for process in platform.processes(kind="gateway"):
+        log = platform.run_dir / "logs" / f"{process.name}.log"
+        seen = _reload_lines(log)
+        _signal(process.pid, signal.SIGHUP)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            now = Platform.load(run_dir).state.process(name)
-            if now.pid != old and now.status == "running":
-                break
-            time.sleep(0.3)
-        else:
-            raise RuntimeError(f"{name} did not come back within {timeout_s:.0f}s")
+        while len(lines := _reload_lines(log)) == len(seen):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{process.name} did not reload within {timeout_s:.0f}s")
+            time.sleep(0.05)
+        if "refused" in lines[-1]:
+            raise RuntimeError(f"{process.name}: {lines[-1]}")
+
+
+def _reload_lines(log: Path) -> list[str]:
+    """The lines a gateway logs when a SIGHUP reload succeeds or is refused."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line for line in text.splitlines() if "SIGHUP: configuration" in line]
 
 
 def _link_up(run_dir: str, zone: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,8 @@ from services.gateway.config import GatewayConfig, RouteConfig
 from services.gateway.proxy import Gateway
 from services.gateway.upstream import ClusterRuntime
 from services.topology.model import ZoneKind
+
+log = logging.getLogger(__name__)
 
 ADMIN_SERVICE = "isthmus.gateway.v1.GatewayAdminService"
 _PATH = f"/{ADMIN_SERVICE}/"
@@ -77,31 +80,9 @@ class AdminServicer(gateway_admin_pb2_grpc.GatewayAdminServiceServicer):
     ) -> pb.ReloadConfigResponse:
         self._gateway.admission.admit(context, _PATH + "ReloadConfig")
         try:
-            new = self._load_config()
-            # Read the fallbacks' inputs (the rules file) and the teams' descriptor sets now:
-            # a file broken since the config was validated is refused like a broken config,
-            # and new contents count as a change.
-            answers = fallbacks.prepare_fallbacks(new)
-            contract = self._gateway.contract_for(new)
-            if request.dry_run:
-                from services.gateway.routing import build_route_table
-
-                build_route_table(new, contract.methods)
+            changes, applied = self.reload(dry_run=request.dry_run)
         except ValueError as exc:
             raise InvalidArgument.field("config", str(exc)) from exc
-        old = self._gateway.snapshot
-        changes = _changes(old.config, new) + fallbacks.changed(old.fallbacks, answers)
-        if contract.digest != old.contract.digest:
-            changes.append("descriptor sets changed")
-        applied = False
-        if not request.dry_run and changes:
-            try:
-                retired = self._gateway.reload(new, answers, contract)
-            except ValueError as exc:
-                raise InvalidArgument.field("config", str(exc)) from exc
-            asyncio.get_running_loop().create_task(_close_when_idle(retired))
-            self._loaded_at = time.time()
-            applied = True
         stamp = timestamp_pb2.Timestamp()
         stamp.FromNanoseconds(int(self._loaded_at * 1e9))
         return pb.ReloadConfigResponse(
@@ -110,6 +91,45 @@ class AdminServicer(gateway_admin_pb2_grpc.GatewayAdminServiceServicer):
             changes=changes,
             load_time=stamp,
         )
+
+    def reload(self, dry_run: bool = False) -> tuple[list[str], bool]:
+        """Read the config source again and swap it in when it changed (not on `dry_run`);
+        ReloadConfig and SIGHUP both come here. Returns (changes, applied); raises ValueError
+        for a config that is refused, leaving the one in force. Runs on the event loop."""
+        new = self._load_config()
+        # Read the fallbacks' inputs (the rules file) and the teams' descriptor sets now: a
+        # file broken since the config was validated is refused like a broken config, and
+        # new contents count as a change.
+        answers = fallbacks.prepare_fallbacks(new)
+        contract = self._gateway.contract_for(new)
+        if dry_run:
+            from services.gateway.routing import build_route_table
+
+            build_route_table(new, contract.methods)
+        old = self._gateway.snapshot
+        changes = _changes(old.config, new) + fallbacks.changed(old.fallbacks, answers)
+        if contract.digest != old.contract.digest:
+            changes.append("descriptor sets changed")
+        if dry_run or not changes:
+            return changes, False
+        retired = self._gateway.reload(new, answers, contract)
+        asyncio.get_running_loop().create_task(_close_when_idle(retired))
+        self._loaded_at = time.time()
+        return changes, True
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP: reload from the config file, as `nginx -s reload` does; the outcome is
+        logged (the config holds no secrets: key files are named, public keys only)."""
+        try:
+            changes, applied = self.reload()
+        except ValueError as exc:
+            log.error("SIGHUP: configuration refused, the one in force stays: %s", exc)
+            return
+        version = config_version(self._gateway.snapshot.config)
+        if applied:
+            log.info("SIGHUP: configuration %s reloaded (%s)", version, "; ".join(changes))
+        else:
+            log.info("SIGHUP: configuration %s reloaded (no change)", version)
 
 
 async def _close_when_idle(clusters: list[ClusterRuntime], limit_s: float = 60.0) -> None:

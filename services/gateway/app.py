@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ class GatewayRuntime:
     gateway: Gateway
     health: HealthChecker
     discovery: DiscoveryWatcher
+    admin: AdminServicer
 
     async def start_background(self) -> None:
         """Read endpoints files and check every endpoint (know who is up before taking
@@ -126,7 +128,7 @@ def build_gateway(
     clusters = lambda: list(gateway.snapshot.clusters.values())  # noqa: E731
     health = HealthChecker(clusters, config.health_check)
     discovery = DiscoveryWatcher(clusters, health, config.discovery)
-    return GatewayRuntime(server, port, gateway, health, discovery)
+    return GatewayRuntime(server, port, gateway, health, discovery, admin)
 
 
 def load_gateway_config(topology_path: Path | None, gateway_path: Path | None) -> GatewayConfig:
@@ -158,6 +160,9 @@ def run(topology_path: Path | None, args: argparse.Namespace) -> int:
     async def main() -> None:
         runtime = build_gateway(load(), load)
         await runtime.start_background()
+        # SIGHUP reloads the config file (the ReloadConfig RPC does the same over the wire,
+        # but with several instances on one address it reaches only one of them).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, runtime.admin.reload_on_signal)
         print(f"listening on {runtime.server.config.listen.host}:{runtime.port}", flush=True)
         try:
             await serve(runtime.server)
