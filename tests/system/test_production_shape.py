@@ -1,7 +1,7 @@
 """The local cloud in production's shape, drilled: `isthmus up` with the embedded topology's
 shape (two gateway instances, public-a on a head and three Ray worker nodes, public-b warm),
-`isthmus status`, every chaos drill that runs here passing against it, two drills failing
-with their protection switched off, a drill interrupted with SIGINT mid-fault still rolling
+`isthmus status`, every chaos drill that runs here passing against it, each failing
+with its protection switched off, a drill interrupted with SIGINT mid-fault still rolling
 back, and `isthmus down` leaving no process, namespace or link behind.
 
 One platform for the module (bringing it up takes ~2 minutes on two cores); the drills run
@@ -83,9 +83,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 # Short forms for CI: each sync run starts a JVM (about a minute on two cores under the
-# drill's load), and one kill or cut shows what more would.
+# drill's load), and one kill or cut shows what more would; repeated kills at random points
+# are tests/system/test_sync_kill.py's (ten of them, with replays and bad lines landing).
 SHORT: dict[str, list[str]] = {
-    "sync-killed": ["--var", "kills=2"],
+    "sync-killed": ["--var", "kills=1"],
     "sync-partition": ["--var", "cuts=1"],
 }
 
@@ -131,15 +132,47 @@ def test_up_prints_and_runs_the_production_shape(platform: Path) -> None:
     assert "RESTARTS" in status.stdout
 
 
+# The sync drills run first: every Track call lands a file, and a sync run pays per file
+# it has not read yet (without its checkpoint, per file landed since `up`), so later they
+# would read the other drills' traffic too.
+SYNC_DRILLS = ["sync-killed", "sync-partition"]
 DRILLS = [
     "replicas-30",
     "public-nodes-30",
     "gateway-instance-killed",
     "zone-out",
-    "sync-killed",
-    "sync-partition",
     "db-down",
 ]
+
+
+@pytest.mark.parametrize("name", SYNC_DRILLS)
+def test_sync_drill_passes(platform: Path, name: str) -> None:
+    test_drill_passes(platform, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "protection", "deviations"),
+    [
+        # A fresh checkpoint numbers its batches from 0 again, and the file sink skips every
+        # batch id its commit log already has: the events are silently dropped.
+        (
+            "sync-killed",
+            "checkpoint",
+            {"acknowledged events not in the warehouse exactly once (after the catch-up)"},
+        ),
+        # Spark commits a batch whose planned files were gone when it listed them; without
+        # the record of what it did not read, nothing lands them again.
+        (
+            "sync-partition",
+            "completeness",
+            {"acknowledged events not in the warehouse exactly once (after the heal)"},
+        ),
+    ],
+)
+def test_sync_drill_fails_without_its_protection(
+    platform: Path, name: str, protection: str, deviations: set[str]
+) -> None:
+    test_drill_fails_without_its_protection(platform, name, protection, deviations)
 
 
 @pytest.mark.parametrize("name", DRILLS)
@@ -198,20 +231,6 @@ NEEDS_NAMESPACES = pytest.mark.skipif(not ISOLATE, reason="needs root, `ip` and 
             "restarts",
             {"public-a replicas running", "supervised processes not running"},
         ),
-        # A fresh checkpoint numbers its batches from 0 again, and the file sink skips every
-        # batch id its commit log already has: the events are silently dropped.
-        (
-            "sync-killed",
-            "checkpoint",
-            {"acknowledged events not in the warehouse exactly once (after the catch-up)"},
-        ),
-        # Spark commits a batch whose planned files were gone when it listed them; without
-        # the record of what it did not read, nothing lands them again.
-        (
-            "sync-partition",
-            "completeness",
-            {"acknowledged events not in the warehouse exactly once (after the heal)"},
-        ),
         # The calls in flight on the killed instance fail at the transport; only the
         # callers' retries (on a new connection to the survivor) save them.
         (
@@ -245,14 +264,13 @@ def test_drill_fails_without_its_protection(
     # Without retries a killed replica fails only the calls in flight on it at that instant
     # (the gateway stops picking it at once): at 15 calls/s one kill may catch none (CI saw
     # that once), so a drill gets up to three runs to show what the protection prevents.
-    if protection == "checkpoint":  # a platform that has synced before, as any in service
+    if protection == "checkpoint" and not synced_before(platform):
+        # a platform that has synced before, as any in service (run alone, this test syncs)
         from services.local.demo import run_sync
 
         run_sync(RunState.load(platform / "state.json"), platform, "events")
     for _ in range(3):
-        # without its checkpoint the catch-up alone loses events: one kill is enough
-        shorter = ["--var", "kills=1"] if name == "sync-killed" else []
-        result = drill(platform, name, *shorter, without=protection)
+        result = drill(platform, name, without=protection)
         if result["verdict"] != "passed":
             break
     assert result["verdict"] == "deviated", result["_report"]
@@ -260,6 +278,15 @@ def test_drill_fails_without_its_protection(
     failing = {p["name"] for p in result["probes"] if not p["ok"]}
     assert failing & deviations, result["_report"]
     assert result["restored"]["ok"], result["_report"]  # the protection is back on
+
+
+def synced_before(run_dir: Path) -> bool:
+    from chaos.local.platform import Platform
+    from ray_jobs.sync.config import Locations
+    from ray_jobs.sync.prune import committed_batches
+
+    locs = Locations.from_spec(Platform.load(run_dir).topology.data)
+    return bool(committed_batches(locs.events_checkpoint.path))
 
 
 def test_sigint_mid_fault_still_rolls_back(platform: Path) -> None:
