@@ -304,6 +304,7 @@ class DiscoveryWatcher:
         self._health = health
         self._config = config
         self._task: asyncio.Task[None] | None = None
+        self.rounds = 0  # rounds finished: whoever waits for "a few polls" counts them
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="gateway-discovery")
@@ -321,6 +322,7 @@ class DiscoveryWatcher:
                 if added:
                     await self._health.check(cluster, added)
             await cluster.reap()
+        self.rounds += 1
 
     async def _loop(self) -> None:
         while True:

@@ -279,34 +279,44 @@ def test_bad_or_missing_file_keeps_the_last_good_set(
     _, r1, r2, _ = serve.replicas
     caplog.set_level(logging.WARNING, logger="services.gateway.discovery")
     load = Load(serve)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    def refused(count: int) -> None:
+        """Wait until the watcher has read and refused the `count`th bad file (a warning
+        each), then a few more polls: the set in force must not have moved."""
+        serve.wait_for(lambda: len(warnings()) >= count, f"warning {count}")
+        rounds = serve.runtime.discovery.rounds
+        serve.wait_for(lambda: serve.runtime.discovery.rounds >= rounds + 3, "three more polls")
+        assert serve.states() == good
+
+    bad_files = (
+        b"{not json",
+        b'{"service": "ads-a", "generation": 99, "endpoints": [{"host": "x y", "port": 1}]}',
+        json.dumps(
+            {"service": "ads-b", "generation": 99, "updated_unix_s": 0, "endpoints": []}
+        ).encode(),
+    )
     try:
         good = serve.states()
-        for content in (
-            b"{not json",
-            b'{"service": "ads-a", "generation": 99, "endpoints": [{"host": "x y", "port": 1}]}',
-            json.dumps(
-                {"service": "ads-b", "generation": 99, "updated_unix_s": 0, "endpoints": []}
-            ).encode(),
-        ):
+        for count, content in enumerate(bad_files, start=1):
             write_atomically(serve.file, content)
-            time.sleep(0.4)  # several polls
-            assert serve.states() == good
+            refused(count)
         serve.file.unlink()
-        time.sleep(0.4)
-        assert serve.states() == good
+        refused(4)
         serve.generation = -1  # generation 0 < 1 in force: stale, refused
         serve.publish([r2])
-        time.sleep(0.4)
-        assert serve.states() == good
+        refused(5)
     finally:
         load.stop()
     assert load.errors == []
     assert load.ok > 100
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 5, warnings  # once per distinct problem, not once per poll
-    assert all("keeping the last good set" in w for w in warnings)
-    assert "not JSON" in warnings[0]
-    assert "older than the one in force" in warnings[-1]
+    messages = warnings()
+    assert len(messages) == 5, messages  # once per distinct problem, not once per poll
+    assert all("keeping the last good set" in w for w in messages)
+    assert "not JSON" in messages[0]
+    assert "older than the one in force" in messages[-1]
     serve.generation = 10
     serve.publish([r1, r2])
     serve.wait_for(

@@ -76,7 +76,10 @@ def test_deadline_exceeded_passes_through(lab: Any) -> None:
 def test_cancellation_reaches_the_upstream(lab: Any) -> None:
     stub = lab.channel.unary_unary(f"/{ECHO}/Write")
     future = stub.future(_msg("sleep:5"), metadata=auth())
-    time.sleep(0.5)
+    started = time.monotonic() + 5
+    while sum(u.echo.calls["Write"] for u in lab.upstreams["public-a"]) < 1:
+        assert time.monotonic() < started, "the call never reached an upstream"
+        time.sleep(0.02)
     future.cancel()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

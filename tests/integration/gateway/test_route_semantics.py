@@ -184,7 +184,12 @@ def test_an_upstream_without_health_service_serves_and_is_still_ejected_when_dea
             )
             stub = gateway_admin_pb2_grpc.GatewayAdminServiceStub(lab.channel)
             stub.ReloadConfig(pb.ReloadConfigRequest(), metadata=auth())
-            time.sleep(0.6)  # a few health rounds (0.2 s apart in the lab)
+            # grpc_health: the first check finds no health service and marks it unhealthy;
+            # none: nothing checks it, it stays as it started (healthy)
+            endpoint = lab.runtime.gateway.snapshot.clusters["bare"].endpoints[0]
+            deadline = time.monotonic() + 10
+            while endpoint.healthy != should_serve and time.monotonic() < deadline:
+                time.sleep(0.02)
             unary = lab.channel.unary_unary(f"/{ECHO}/Unary")
             if not should_serve:  # marked unhealthy: no endpoint to try
                 with pytest.raises(grpc.RpcError) as caught:
