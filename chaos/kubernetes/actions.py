@@ -170,6 +170,22 @@ def cut_public_zone(
     return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
 
 
+def cut_database(
+    hosts: str | list[str],
+    namespace: str = "isthmus-private",
+    duration: str = "60s",
+    name: str = "db-down",
+    kubeconfig: str = "",
+    context: str = "",
+    api_url: str = "",
+) -> str:
+    """db-down on Kubernetes: the pods serving SENSITIVE RPCs cut off from the database's
+    addresses (`hosts`, a list or comma-separated): their calls must fail UNAVAILABLE, and
+    they must serve again once it is lifted."""
+    spec = faults.database_cut(namespace, _hosts(hosts), duration)
+    return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
+
+
 def hold(seconds: float | str) -> float:
     """Keep the fault on for `seconds` (the steady state is judged after)."""
     import time

@@ -16,23 +16,34 @@ def gateway_pods(namespace: str, release: str) -> dict[str, Any]:
     return {"namespaces": [namespace], "labelSelectors": {INSTANCE: release, COMPONENT: "gateway"}}
 
 
-def private_partition(namespace: str, release: str, duration: str) -> dict[str, Any]:
-    """private-partition: no traffic either way between the gateway's pods and the pods
-    serving SENSITIVE RPCs."""
-    sensitive = {
+def sensitive_pods(namespace: str) -> dict[str, Any]:
+    return {
         "namespaces": [namespace],
         "expressionSelectors": [
             {"key": SENSITIVE_LABEL, "operator": "In", "values": ["SENSITIVE"]}
         ],
     }
+
+
+def private_partition(namespace: str, release: str, duration: str) -> dict[str, Any]:
+    """private-partition: no traffic either way between the gateway's pods and the pods
+    serving SENSITIVE RPCs."""
     return {
         "action": "partition",
         "mode": "all",
         "selector": gateway_pods(namespace, release),
         "direction": "both",
         "duration": duration,
-        "target": {"mode": "all", "selector": sensitive},
+        "target": {"mode": "all", "selector": sensitive_pods(namespace)},
     }
+
+
+def database_cut(namespace: str, hosts: list[str], duration: str) -> dict[str, Any]:
+    """db-down: the pods serving SENSITIVE RPCs cut off from the database's addresses
+    (`hosts`: the PostgreSQL the chart's Secret points at, outside the release). On a
+    cluster the database is a managed service the drill cannot stop, so it takes the
+    database away from the services instead: to them, the same outage."""
+    return _to_hosts("partition", "db-down", sensitive_pods(namespace), hosts, duration)
 
 
 def public_link(
@@ -46,7 +57,7 @@ def public_link(
     """latency-loss: delay and loss on the gateway's traffic to the public zones' addresses
     (`hosts`: the zones' load balancers, outside the cluster)."""
     return {
-        **_to_hosts("netem", "latency-loss", namespace, release, hosts, duration),
+        **_to_hosts("netem", "latency-loss", gateway_pods(namespace, release), hosts, duration),
         "delay": {"latency": f"{int(latency_ms)}ms", "jitter": "0ms", "correlation": "0"},
         "loss": {"loss": _number(loss_percent), "correlation": "0"},
     }
@@ -56,19 +67,19 @@ def public_zone_cut(
     namespace: str, release: str, hosts: list[str], duration: str
 ) -> dict[str, Any]:
     """zone-out: the gateway's traffic to one public zone's addresses dropped."""
-    return _to_hosts("partition", "zone-out", namespace, release, hosts, duration)
+    return _to_hosts("partition", "zone-out", gateway_pods(namespace, release), hosts, duration)
 
 
 def _to_hosts(
-    action: str, drill: str, namespace: str, release: str, hosts: list[str], duration: str
+    action: str, drill: str, pods: dict[str, Any], hosts: list[str], duration: str
 ) -> dict[str, Any]:
-    """A fault on the gateway pods' traffic to addresses outside the cluster."""
+    """A fault on the traffic of the `pods` selected to addresses outside the cluster."""
     if not hosts:
-        raise ValueError(f"{drill} needs the public zones' hosts")
+        raise ValueError(f"{drill} needs the hosts it cuts off")
     return {
         "action": action,
         "mode": "all",
-        "selector": gateway_pods(namespace, release),
+        "selector": pods,
         "direction": "to",
         "duration": duration,
         "externalTargets": list(hosts),

@@ -137,7 +137,7 @@ def test_every_kubernetes_form_is_valid_and_names_real_functions(path: Path) -> 
         inspect.signature(func).bind(**provider.get("arguments", {}))
     created = [a for a in experiment["method"] if "chaos" in a["provider"]["func"] or
                a["provider"]["func"] in {"partition_private_services", "degrade_public_link",
-                                         "cut_public_zone"}]  # fmt: skip
+                                         "cut_public_zone", "cut_database"}]  # fmt: skip
     if created:  # a fault that lasts is lifted by a rollback too, whatever happens
         assert any(r["provider"]["func"] == "delete_chaos" for r in experiment["rollbacks"])
         assert experiment["runtime"]["rollbacks"]["strategy"] == "always"
@@ -189,6 +189,7 @@ def test_the_last_gateway_pod_is_never_deleted(private_api: FakeKubeApi) -> None
         ("private-partition", {}, "partition"),
         ("latency-loss", {"ISTHMUS_PUBLIC_HOSTS": "ads.public-a.example, ads.b.example"}, "netem"),
         ("zone-out", {"ISTHMUS_ZONE_HOSTS": "ads.public-a.example"}, "partition"),
+        ("db-down", {"ISTHMUS_DATABASE_HOSTS": "pg.private.example"}, "partition"),
     ],
 )
 def test_a_network_fault_is_created_from_the_shared_spec_and_lifted(
@@ -214,7 +215,13 @@ def test_a_network_fault_is_created_from_the_shared_spec_and_lifted(
     assert journal["run"][2]["output"] is True  # the method lifted a fault that existed
     (spec,) = created
     assert spec["action"] == kind
-    assert spec["selector"]["labelSelectors"] == GATEWAY
+    if name == "db-down":  # the services' traffic to their database, not the gateway's
+        (expression,) = spec["selector"]["expressionSelectors"]
+        assert expression["key"] == "isthmus.io/sensitivity"
+        assert expression["values"] == ["SENSITIVE"]
+        assert "labelSelectors" not in spec["selector"]
+    else:
+        assert spec["selector"]["labelSelectors"] == GATEWAY
     if "externalTargets" in spec:
         assert spec["externalTargets"] == [h.strip() for h in next(iter(env.values())).split(",")]
     assert not private_api.custom  # lifted by the method, and the rollback found nothing left
@@ -225,4 +232,6 @@ def test_a_network_fault_without_its_hosts_is_refused_before_anything_is_created
 ) -> None:
     with pytest.raises(ValueError, match="hosts"):
         actions.degrade_public_link("", namespace=PRIVATE, api_url=private_api.url)
+    with pytest.raises(ValueError, match="hosts"):
+        actions.cut_database(" , ", namespace=PRIVATE, api_url=private_api.url)
     assert not private_api.custom
