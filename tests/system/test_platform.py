@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -22,13 +23,35 @@ from services.local.supervisor import RunState, is_running, run_processes
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Ray's worker processes take ports 10002-19999, and everything else in a Ray node (and any
+# port-0 bind) takes one from the kernel's ephemeral range, inside the zone namespaces too,
+# where a free port on the host means nothing. Ports for the topology come from between the
+# two, so a Ray node cannot take one first (it once took the Serve proxy's port that way).
+RAY_WORKER_PORTS_END = 20_000
+
+
+def ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
+    """`n` distinct ports free on 127.0.0.1, above Ray's worker ports and below the
+    ephemeral range."""
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < n:
+        port = rng.randrange(RAY_WORKER_PORTS_END, ephemeral_start())
+        if port in ports:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))  # fails if anything listens on it here
+            except OSError:
+                continue
+        ports.append(port)
     return ports
 
 
