@@ -132,7 +132,15 @@ def build_gateway(
 
 
 def load_gateway_config(topology_path: Path | None, gateway_path: Path | None) -> GatewayConfig:
-    overrides = yaml.safe_load(gateway_path.read_text()) if gateway_path else {}
+    """The topology's gateway with the overrides file applied; a file that cannot be read or
+    parsed is a ValueError naming it, as an invalid one is (ReloadConfig and SIGHUP refuse
+    it and keep the config in force)."""
+    try:
+        overrides = yaml.safe_load(gateway_path.read_text()) if gateway_path else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{gateway_path}: {exc}") from exc
+    if not isinstance(overrides or {}, dict):
+        raise ValueError(f"{gateway_path}: not a mapping of gateway settings")
     return from_topology(load_topology(topology_path), **(overrides or {}))
 
 

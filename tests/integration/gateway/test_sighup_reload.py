@@ -119,6 +119,14 @@ def test_sighup_applies_a_changed_file_and_refuses_a_broken_one(
 
     proc.send_signal(signal.SIGHUP)  # nothing changed since the refused file: still refused
     wait_for_line(log_path, "configuration refused", 2)
+    config.write_text(BASE + "retry_budget: [\n")  # not YAML
+    proc.send_signal(signal.SIGHUP)
+    wait_for_line(log_path, "configuration refused", 3)
+    config.unlink()  # gone
+    proc.send_signal(signal.SIGHUP)
+    wait_for_line(log_path, "configuration refused", 4)
+    assert version() == second
+    assert proc.poll() is None
     config.write_text(BASE + "retry_budget: {budget_percent: 0.0, min_retry_concurrency: 0}\n")
     proc.send_signal(signal.SIGHUP)
     wait_for_line(log_path, "reloaded (no change)", 1)
