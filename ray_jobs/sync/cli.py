@@ -3,12 +3,13 @@
     isthmus sync events [--continuous SECONDS]   landing log -> warehouse (+ quarantine)
     isthmus sync features [--as-of-us US]        warehouse -> public feature snapshot
     isthmus sync training-set                    warehouse + features -> training set
-    isthmus sync erase                           apply the private DB's erasures
+    isthmus sync erase [--wait SECONDS]          apply the private DB's erasures
     isthmus sync rollback-features               point CURRENT at the previous snapshot
 
 Locations and the Spark master come from the topology's `data:` section. The private DB and
 its keys come from a PrivateZoneConfig YAML (`--private-config`, as for `isthmus serve`).
-Each command prints one JSON report on stdout.
+Each command prints one JSON report on stdout (`events --continuous`: one per run, until
+SIGTERM or SIGINT stops it; a run under way is stopped without committing half a batch).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 import json
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from services.private.config import PrivateZoneConfig
 from services.topology.load import load_topology
 from services.topology.model import DataSpec
 
+CONTINUOUS_LOCK_WAIT_S = 3600.0  # an erase holds the lock for minutes, not hours
 COMMANDS = ("events", "features", "training-set", "erase", "rollback-features", "prune-landing")
 
 
@@ -43,7 +46,15 @@ def parser() -> argparse.ArgumentParser:
         "--continuous",
         type=float,
         metavar="SECONDS",
-        help="events: keep running, one micro-batch every SECONDS (default: availableNow)",
+        help="events: keep running, a run starting every SECONDS at most, until SIGTERM "
+        "(default: one run over what has landed, then exit)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="erase: how long to wait for a running sync to reach a run's boundary",
     )
     p.add_argument("--as-of-us", type=int, help="features: recency reference time (default now)")
     return p
@@ -86,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         from ray_jobs.sync import erasure
         from ray_jobs.sync.private_source import read_private
 
-        return _report(erasure.erase(locs, read_private(_private_config(args)).erased))
+        erased = read_private(_private_config(args)).erased
+        return _report(erasure.erase(locs, erased, wait_s=args.wait))
     return _spark_job(args, spec, locs)
 
 
@@ -115,8 +127,8 @@ def _events(spark: Any, spec: DataSpec, locs: Locations, continuous_s: float | N
     from ray_jobs.sync import sync_events
     from ray_jobs.sync.erasure import warehouse_lock
 
-    with warehouse_lock(locs):
-        if continuous_s is None:
+    if continuous_s is None:
+        with warehouse_lock(locs):
             report = sync_events.run_available_now(spark, spec, locs)
             return _report(
                 {
@@ -124,17 +136,20 @@ def _events(spark: Any, spec: DataSpec, locs: Locations, continuous_s: float | N
                     "quarantine_by_reason": sync_events.quarantine_counts(spark, locs),
                 }
             )
-        queries = sync_events.start(spark, spec, locs, continuous_s=continuous_s)
-
-        def stop(_signum: int, _frame: object) -> None:
-            for query in queries:
-                query.stop()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        for query in queries:
-            query.awaitTermination()
-        return 0
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
+    sync_events.run_continuously(
+        spark,
+        spec,
+        locs,
+        continuous_s,
+        stopping,
+        # waits while an erase (or another sync) holds it: runs never overlap them
+        lock=lambda: warehouse_lock(locs, wait_s=CONTINUOUS_LOCK_WAIT_S),
+        on_run=_report,
+    )
+    return 0
 
 
 def _private_config(args: argparse.Namespace) -> PrivateZoneConfig:

@@ -2,8 +2,8 @@
 
 The warehouse event table is an append-only Structured Streaming file sink whose
 `_spark_metadata` log (and the checkpoint behind it) make the sync exactly-once, so the
-table cannot simply be rewritten by a batch job. Instead, with the sync stopped (the same
-lock the sync takes):
+table cannot simply be rewritten by a batch job. Instead, between sync runs (the same lock
+the sync takes; a continuous sync lets go of it between its runs, and `erase` waits):
 
 1. the erased pseudonymous ids are read from the private DB (`erasures` table) and written
    to `<warehouse>/erasures/erasures.parquet` (atomic replace); every later sync run
@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from ray_jobs.sync.config import Locations
 from services.core.durable import fsync_dir, write_synced
 
 KEY = "pseudonymous_user_id"
+LOCK_POLL_S = 0.05
 JOURNAL = "_erasure_journal.json"
 ERASURES_FILE = "erasures.parquet"
 Mask = Callable[[pa.Table], pa.Array]  # True = drop the row
@@ -52,19 +54,26 @@ class SyncBusy(RuntimeError):
 
 
 @contextmanager
-def warehouse_lock(locs: Locations) -> Iterator[None]:
+def warehouse_lock(locs: Locations, wait_s: float = 0.0) -> Iterator[None]:
     """Exclusive lock shared by `sync events` and `erase` (a flock: a killed holder releases
-    it). Local checkpoints only; elsewhere the scheduler must not overlap them."""
+    it), waiting up to `wait_s` for a holder to let go -- a continuous sync lets go between
+    its runs, so an erase that waits gets in at a run's boundary. Local checkpoints only;
+    elsewhere the scheduler must not overlap them."""
     if not locs.events_checkpoint.is_local:
         yield
         return
     path = locs.events_checkpoint.path.parent / "sync.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
     with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SyncBusy(f"{path} is held: a sync or erase is running") from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SyncBusy(f"{path} is held: a sync or erase is running") from None
+                time.sleep(LOCK_POLL_S)
         yield
 
 
@@ -150,10 +159,11 @@ def purge_plain(root: Path, mask: Mask) -> tuple[int, int]:
     return files, removed
 
 
-def erase(locs: Locations, erased: list[str]) -> EraseReport:
-    """Apply every erasure recorded in the private DB to the warehouse (idempotent)."""
+def erase(locs: Locations, erased: list[str], wait_s: float = 0.0) -> EraseReport:
+    """Apply every erasure recorded in the private DB to the warehouse (idempotent), once
+    the warehouse lock is free (waiting up to `wait_s` for a sync's run to end)."""
     ids = set(erased)
-    with warehouse_lock(locs):
+    with warehouse_lock(locs, wait_s):
         write_erasure_table(locs, erased)
         if not ids:
             return EraseReport(0, 0, 0)

@@ -29,6 +29,10 @@ the same horizon.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MIN_PAUSE_S = 1.0  # the warehouse lock stays free at least this long between runs
 EVENTS_QUERY = "sync_events"
 QUARANTINE_QUERY = "sync_quarantine"
 
@@ -148,11 +153,8 @@ def quarantine_frame(spark: SparkSession, spec: DataSpec, locs: Locations) -> Da
     )
 
 
-def start(
-    spark: SparkSession, spec: DataSpec, locs: Locations, *, continuous_s: float | None = None
-) -> list[StreamingQuery]:
-    """Start both queries: availableNow (process what is there, then stop) by default, or a
-    processing-time trigger every `continuous_s` seconds."""
+def start(spark: SparkSession, spec: DataSpec, locs: Locations) -> list[StreamingQuery]:
+    """Start both queries, availableNow: process what is there, then stop."""
     plans = [
         (EVENTS_QUERY, events_frame(spark, spec, locs), locs.events, locs.events_checkpoint),
         (
@@ -173,11 +175,7 @@ def start(
         )
         if name == EVENTS_QUERY:
             writer = writer.partitionBy("event_date")
-        if continuous_s is None:
-            writer = writer.trigger(availableNow=True)
-        else:
-            writer = writer.trigger(processingTime=f"{continuous_s} seconds")
-        queries.append(writer.start())
+        queries.append(writer.trigger(availableNow=True).start())
     return queries
 
 
@@ -207,6 +205,50 @@ def run_available_now(spark: SparkSession, spec: DataSpec, locs: Locations) -> S
         landing_lines=sum(int(p["numInputRows"]) for p in progress),
         quarantine_batches=sum(1 for p in quarantine.recentProgress if p["numInputRows"] > 0),
     )
+
+
+def run_continuously(
+    spark: SparkSession,
+    spec: DataSpec,
+    locs: Locations,
+    interval_s: float,
+    stopping: threading.Event,
+    lock: Callable[[], AbstractContextManager[None]],
+    on_run: Callable[[SyncReport], object] = lambda _report: None,
+) -> None:
+    """The sync kept running: availableNow runs back to back in one session (one JVM, warm),
+    one starting every `interval_s` at most, until `stopping` is set (a run under way is
+    stopped by stopping its queries: exactly once, a half batch is never committed).
+
+    Runs rather than one never-ending query, because each run rebuilds the queries (the
+    erasures recorded meanwhile apply from the next run; a static side read once would go
+    stale), runs the completeness check like any run, and holds the warehouse `lock` only
+    while it runs: an `erase` waiting for it gets in at a run's boundary. The pause between
+    runs is at least MIN_PAUSE_S, so a waiting erase always gets its turn.
+
+    `stopping` may be set from a signal handler: a thread of its own stops the queries
+    (calls into the JVM from a handler would re-enter the main thread's py4j connection)."""
+
+    def stopper() -> None:
+        stopping.wait()
+        stop_active(spark)
+
+    threading.Thread(target=stopper, name="sync-stopper", daemon=True).start()
+    while not stopping.is_set():
+        started = time.monotonic()
+        with lock():
+            if stopping.is_set():
+                break
+            report = run_available_now(spark, spec, locs)
+        on_run(report)
+        stopping.wait(max(MIN_PAUSE_S, interval_s - (time.monotonic() - started)))
+
+
+def stop_active(spark: SparkSession) -> None:
+    """Stop the session's running queries (each finishes or drops its micro-batch; a dropped
+    one is re-run from the same files by the next start)."""
+    for query in spark.streams.active:
+        query.stop()
 
 
 def quarantine_counts(spark: SparkSession, locs: Locations) -> dict[str, int]:
