@@ -118,7 +118,7 @@ def _spark_job(args: argparse.Namespace, spec: DataSpec, locs: Locations) -> int
             return _report(export_features.export(spark, spec, locs, inputs, args.as_of_us))
         from ray_jobs.sync import training_set
 
-        return _report(training_set.build(spark, locs, inputs))
+        return _report(training_set.build(spark, spec, locs, inputs))
     finally:
         spark.stop()
 

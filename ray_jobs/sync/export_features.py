@@ -78,6 +78,16 @@ def _when_chain(pairs: list[tuple[Column, str]], default: str) -> Column:
     return result
 
 
+def safe_key(inputs: PrivateInputs) -> Column:
+    """The key may be published: not empty, not shaped like an e-mail or phone number, not a
+    private unified id."""
+    from pyspark.sql import functions as F
+
+    key = F.col(KEY)
+    safe = (F.length(key) > 0) & ~key.rlike(scan.EMAIL) & ~key.rlike(scan.PHONE)
+    return safe & ~key.isin(list(inputs.unified_ids)) if inputs.unified_ids else safe
+
+
 def per_user(events: DataFrame, inputs: PrivateInputs) -> DataFrame:
     """Counts and last event time per user; personal-looking or private keys dropped."""
     from pyspark.sql import functions as F
@@ -85,16 +95,48 @@ def per_user(events: DataFrame, inputs: PrivateInputs) -> DataFrame:
     def count_of(kind: str) -> Column:
         return F.sum(F.when(F.col("type") == kind, 1).otherwise(0)).cast("long").alias(kind + "s")
 
-    key = F.col(KEY)
-    safe = events.where(
-        (F.length(key) > 0) & ~key.rlike(scan.EMAIL) & ~key.rlike(scan.PHONE)
-    ).where(~key.isin(list(inputs.unified_ids)) if inputs.unified_ids else F.lit(True))
-    return safe.groupBy(KEY).agg(
-        count_of("impression"),
-        count_of("click"),
-        count_of("conversion"),
-        F.max("event_time_us").alias("last_event_us"),
+    return (
+        events.where(safe_key(inputs))
+        .groupBy(KEY)
+        .agg(
+            count_of("impression"),
+            count_of("click"),
+            count_of("conversion"),
+            F.max("event_time_us").alias("last_event_us"),
+        )
     )
+
+
+def feature_columns(prior: Column, strength: float, as_of_us: Column) -> tuple[Column, ...]:
+    """(ctr_smoothed, recency_bucket, activity tier) from the columns `impressions`, `clicks`
+    and `last_event_us`, with the formulas of features_logic: the export computes them as of
+    its run, the training set as of each impression (training_set.py), from this one place."""
+    from pyspark.sql import functions as F
+
+    ctr = (F.col("clicks") + prior * F.lit(strength)) / (F.col("impressions") + F.lit(strength))
+    age_days = (as_of_us - F.col("last_event_us")) / F.lit(features_logic.DAY_US)
+    recency = _when_chain(
+        [(age_days < upper, name) for upper, name in features_logic.RECENCY_BUCKETS],
+        features_logic.OLDEST_BUCKET,
+    )
+    tier = _when_chain(
+        [(F.col("impressions") >= low, t) for low, t in features_logic.ACTIVITY_TIERS[:-1]],
+        features_logic.ACTIVITY_TIERS[-1][1],
+    )
+    return ctr.cast("double"), recency, tier
+
+
+def profile_attributes(spark: SparkSession, inputs: PrivateInputs) -> DataFrame:
+    """Per pseudonymous id: the segment's region:language part and the consent."""
+    rows = [
+        (
+            p.pseudonymous_user_id,
+            features_logic.segment_name(p.region_code, p.language_code, ""),
+            p.personalization_allowed,
+        )
+        for p in inputs.profiles
+    ]
+    return spark.createDataFrame(rows, f"{KEY} STRING, segment_base STRING, allowed BOOLEAN")
 
 
 def with_features(
@@ -107,28 +149,9 @@ def with_features(
     prior = (
         features_logic.prior_ctr(int(totals["c"] or 0), int(totals["i"] or 0)) if totals else 0.0
     )
-    strength = spec.ctr_prior_strength
-    ctr = (F.col("clicks") + F.lit(prior * strength)) / (F.col("impressions") + F.lit(strength))
-    age_days = (F.lit(as_of_us) - F.col("last_event_us")) / F.lit(features_logic.DAY_US)
-    recency = _when_chain(
-        [(age_days < upper, name) for upper, name in features_logic.RECENCY_BUCKETS],
-        features_logic.OLDEST_BUCKET,
-    )
-    tier = _when_chain(
-        [(F.col("impressions") >= low, t) for low, t in features_logic.ACTIVITY_TIERS[:-1]],
-        features_logic.ACTIVITY_TIERS[-1][1],
-    )
-    rows = [
-        (
-            p.pseudonymous_user_id,
-            features_logic.segment_name(p.region_code, p.language_code, ""),
-            p.personalization_allowed,
-        )
-        for p in inputs.profiles
-    ]
-    attrs = spark.createDataFrame(rows, f"{KEY} STRING, segment_base STRING, allowed BOOLEAN")
+    ctr, recency, tier = feature_columns(F.lit(prior), spec.ctr_prior_strength, F.lit(as_of_us))
     unknown = features_logic.segment_name(None, None, "")
-    joined = users.join(F.broadcast(attrs), KEY, "left").where(
+    joined = users.join(F.broadcast(profile_attributes(spark, inputs)), KEY, "left").where(
         F.coalesce(F.col("allowed"), F.lit(True))
     )
     frame = joined.select(
@@ -136,7 +159,7 @@ def with_features(
         "impressions",
         "clicks",
         "conversions",
-        ctr.cast("double").alias("ctr_smoothed"),
+        ctr.alias("ctr_smoothed"),
         recency.alias("recency_bucket"),
         F.concat(F.coalesce(F.col("segment_base"), F.lit(unknown)), tier).alias("segment_raw"),
     )
@@ -145,17 +168,26 @@ def with_features(
 
 def suppress(frame: DataFrame, k: int) -> tuple[DataFrame, int, int]:
     """Replace segments smaller than k users by "other"; returns (frame, kept, suppressed)."""
+    out, kept, suppressed = suppressed_segments(frame, k)
+    return out.select(*allowlist.ALLOWED), kept, suppressed
+
+
+def suppressed_segments(frame: DataFrame, k: int) -> tuple[DataFrame, int, int]:
+    """`frame` with `segment`: its `segment_raw`, or "other" where fewer than k distinct users
+    (KEY) have it."""
     from pyspark.sql import functions as F
 
+    counted = frame.where(F.col("segment_raw").isNotNull()).groupBy("segment_raw")
     sizes = {
-        r["segment_raw"]: int(r["count"]) for r in frame.groupBy("segment_raw").count().collect()
+        r["segment_raw"]: int(r["users"])
+        for r in counted.agg(F.countDistinct(KEY).alias("users")).collect()
     }
     kept = features_logic.kept_segments(sizes, k)
-    segment = F.when(F.col("segment_raw").isin(sorted(kept)), F.col("segment_raw")).otherwise(
-        F.lit(features_logic.SUPPRESSED)
+    raw = F.col("segment_raw")
+    segment = F.when(raw.isNull(), F.lit(None).cast("string")).otherwise(
+        F.when(raw.isin(sorted(kept)), raw).otherwise(F.lit(features_logic.SUPPRESSED))
     )
-    out = frame.withColumn("segment", segment).select(*allowlist.ALLOWED)
-    return out, len(kept), len(set(sizes) - kept)
+    return frame.withColumn("segment", segment), len(kept), len(set(sizes) - kept)
 
 
 def verify_written(directory: Path, forbidden: frozenset[str]) -> None:

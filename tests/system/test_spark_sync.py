@@ -5,6 +5,7 @@ training set."""
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from ray_jobs.sync.private_source import read_private
 from ray_jobs.sync.session import build_session
 from services.public.features.snapshot import load_current
 from services.topology.model import DataSpec
-from tests.support.events import BASE_US, MALFORMED
+from tests.support.events import BASE_US, MALFORMED, record
 from tests.system.spark_world import World, land_events, make_world
 
 
@@ -221,16 +222,69 @@ def test_erase_removes_the_person_from_warehouse_quarantine_and_next_snapshot(
     assert erasure.erase(world.locs, read_private(world.config).erased).rows_removed == 0
 
 
-def test_training_set_labels_impressions_and_joins_features(spark: Any, world: World) -> None:
+def test_training_set_labels_impressions_with_features_as_of_each(spark: Any, world: World) -> None:
     events = land_events(world, 1000, seed=6, prefix="t")
     sync_events.run_available_now(spark, world.spec, world.locs)
     inputs = read_private(world.config)
-    snap = export_features.export(spark, world.spec, world.locs, inputs, as_of_us=BASE_US)
-    report = training_set.build(spark, world.locs, inputs)
+    report = training_set.build(spark, world.spec, world.locs, inputs)
     impressions = [e for e in events if e["type"] == "impression"]
     assert report.rows == len(impressions)
-    assert report.feature_version == snap.version
-    rows = spark.read.parquet((world.locs.training.path / report.version).as_uri())
-    assert set(rows.columns) >= {"clicked", "user_ctr_smoothed", "user_segment", "event_id"}
-    with_features = rows.where(rows.user_ctr_smoothed.isNotNull()).count()
-    assert with_features > 0
+    rows = spark.read.parquet((world.locs.training.path / report.version).as_uri()).collect()
+    assert {"clicked", "user_ctr_smoothed", "user_segment", "user_impressions"} <= set(
+        rows[0].asDict()
+    )
+    assert 0 < report.rows_with_features < report.rows  # a first impression has no history
+    # Recomputed here from the landed events: counts strictly before each impression.
+    refused = world.refuser.pseudonym
+    for row in rows:
+        earlier = [
+            e
+            for e in events
+            if e["pseudonymous_user_id"] == row.pseudonymous_user_id
+            and int(str(e["event_time_us"])) < row.event_time_us
+        ]
+        if not earlier or row.pseudonymous_user_id == refused:
+            assert row.user_impressions is None, row
+            continue
+        assert row.user_impressions == sum(e["type"] == "impression" for e in earlier), row
+        assert row.user_clicks == sum(e["type"] == "click" for e in earlier), row
+
+
+def test_a_click_after_an_impression_never_reaches_its_features(spark: Any, world: World) -> None:
+    """The leak the old join (the current snapshot, computed over every event) had: plant an
+    impression, its click a second later, and a later impression of the same user."""
+    user = world.people[5].pseudonym
+    rng = random.Random(1)
+    t0 = BASE_US
+
+    def event(event_id: str, kind: str, at_us: int, request: str, ad: str) -> dict[str, object]:
+        base = record(event_id, user, rng, t0)
+        base.update(type=kind, event_time_us=at_us, rank_request_id=request, ad_id=ad)
+        base.pop("conversion_currency", None)
+        base.pop("conversion_value_minor", None)
+        return base
+
+    world.landing.append(
+        [
+            event("imp0", "impression", t0 - 3_600_000_000, "r0", "ad0"),
+            event("imp1", "impression", t0, "r1", "ad1"),
+            event("clk1", "click", t0 + 1_000_000, "r1", "ad1"),
+            event("imp2", "impression", t0 + 60_000_000, "r2", "ad2"),
+        ]
+    )
+    sync_events.run_available_now(spark, world.spec, world.locs)
+    inputs = read_private(world.config)
+    report = training_set.build(spark, world.spec, world.locs, inputs)
+    table = spark.read.parquet((world.locs.training.path / report.version).as_uri())
+    rows = {r.event_id: r for r in table.collect()}
+    assert rows["imp1"].clicked == 1
+    assert (rows["imp1"].user_impressions, rows["imp1"].user_clicks) == (1, 0)  # imp0 only
+    assert (rows["imp2"].user_impressions, rows["imp2"].user_clicks) == (2, 1)
+    assert rows["imp0"].user_impressions is None  # nothing before it
+    # What the old join read for imp1: the snapshot counts the click it is asked to predict.
+    export_features.export(spark, world.spec, world.locs, inputs, as_of_us=t0 + 120_000_000)
+    snapshot = load_current(world.locs.features.path)
+    assert snapshot is not None
+    seen = snapshot.lookup(user)
+    assert seen is not None
+    assert seen["clicks"] == 1
