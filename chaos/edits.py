@@ -37,6 +37,7 @@ PROTECTIONS: dict[str, Protection] = {
     "ejection": _gateway("outlier ejection beyond 10% of a cluster", "ejection"),
     "failover": _gateway("failover from the first public zone to the next", "failover"),
     "per-try-timeout": _gateway("the gateway's per-try timeouts", "per-try-timeout"),
+    "fallback": _gateway("the gateway's bid-only Rank answers (route fallbacks)", "fallback"),
     "restarts": Protection(
         "the supervisor's restarts of what exits", "chaos.local.actions:switch_off_restarts"
     ),

@@ -77,6 +77,13 @@ class DrillSpec(_Strict):
     max_duration_s: float = Field(default=420.0, gt=0, description="Wall-clock limit.")
     fault_probes: list[FaultProbe] = Field(default_factory=list, description="During only.")
     needs_isolation: bool = Field(default=False, description="Needs zone namespaces.")
+    shipped_timeouts: bool = Field(
+        default=False,
+        description="The callers give each call its shipped timeout "
+        "(protos/client_service_config.json: Rank 0.3 s, Track 2 s, profile and orders 5 s) "
+        "instead of 5 s for every call: for drills about slowness, where a patient caller "
+        "would hide what the gateway does about it.",
+    )
     not_during: list[str] = Field(
         default_factory=list,
         description="Hypothesis probes not judged over the fault windows (the fault is meant "
@@ -203,6 +210,7 @@ def run_drill(
         compliance=_compliance(),
         # "retries" off means nobody retries: neither the gateway nor the callers.
         client_retries=not {"retries", "client-retries"} & set(protections_off or []),
+        shipped_timeouts=spec.shipped_timeouts,
     )
     load.start()
     drill = context.Drill(spec.drill, platform, load)

@@ -62,10 +62,19 @@ def kill_ray_worker_nodes(
 
 
 def kill_replicas(
-    zone: str = "public-a", percent: float = 30.0, run_dir: str = DEFAULT_RUN_DIR
+    zone: str = "public-a",
+    percent: float = 30.0,
+    burst: int = 0,
+    freeze_s: float = 0.0,
+    run_dir: str = DEFAULT_RUN_DIR,
 ) -> list[int]:
     """SIGKILL `percent` % (rounded up) of `zone`'s ranking replica processes; Serve's
-    controller starts replacements."""
+    controller starts replacements. With `burst`, every caller of the drill's load starts
+    that many calls at once just before the kill. With `freeze_s`, the victims are stopped
+    (SIGSTOP) first and killed that long after the burst: the calls sent to them meanwhile
+    are in flight when they die -- a replica that hangs, then dies. (A replica answers Rank
+    in a few ms: a plain kill, even after a burst, rarely catches a call on it, and only a
+    call in flight needs the gateway's retry.)"""
     drill = context.current()
     nodes = Platform.load(run_dir).processes(zone=zone)
     replicas = sorted(
@@ -74,10 +83,25 @@ def kill_replicas(
     if not replicas:
         raise RuntimeError(f"no ranking replica processes found in {zone}")
     victims = replicas[: count_for(percent, len(replicas))]
-    drill.fault_begins(f"SIGKILL {len(victims)}/{len(replicas)} ranking replicas of {zone}")
+    what = f"SIGKILL {len(victims)}/{len(replicas)} ranking replicas of {zone}"
+    if freeze_s:
+        for pid in victims:
+            _signal(pid, signal.SIGSTOP)
+        drill.fault_begins(f"{what}: stopped, then killed {freeze_s:g} s after a burst")
+        _burst(drill, burst, freeze_s)
+    else:
+        _burst(drill, burst)
+        drill.fault_begins(what + (f", {burst} calls per caller just started" if burst else ""))
     for pid in victims:
         _kill(pid)
     return victims
+
+
+def _burst(drill: Any, calls_per_caller: int, lead_s: float = 0.01) -> None:
+    """Peak concurrency `lead_s` before a kill: the calls are on the wire, not yet answered."""
+    if calls_per_caller:
+        drill.load.burst(calls_per_caller)
+        time.sleep(lead_s)
 
 
 def kill_gateway_instance(instance: int = 0, burst: int = 0, run_dir: str = DEFAULT_RUN_DIR) -> int:
@@ -98,9 +122,7 @@ def kill_gateway_instance(instance: int = 0, burst: int = 0, run_dir: str = DEFA
         held = connections_by_pid(platform)
         victim = max(gateways, key=lambda g: held.get(g.pid, 0))
         drill.event(f"client connections per gateway pid: {held}")
-    if burst:
-        drill.load.burst(burst)
-        time.sleep(0.01)  # on the wire, not yet answered
+    _burst(drill, burst)
     drill.fault_begins(
         f"SIGKILL {victim.name} (pid {victim.pid})"
         + (f", {burst} calls per caller just started" if burst else "")
@@ -290,12 +312,15 @@ def protection_off(protection: str, platform: Platform) -> dict[str, Any]:
             ]
             routes.append(route.model_copy(update={"clusters": kept}).model_dump(mode="json"))
         return {"routes": routes}
-    if protection == "per-try-timeout":
+    if protection in {"per-try-timeout", "fallback"}:
         # No per-try timeout: a hanging attempt then holds the call until the caller's own
-        # deadline.
+        # deadline. No fallback: a Rank call the model cannot answer in time fails instead
+        # of being answered bid-only.
         from services.gateway.config import from_topology
 
-        off = {"per_try_timeout_s": None}
+        off: dict[str, Any] = (
+            {"per_try_timeout_s": None} if protection == "per-try-timeout" else {"fallback": "none"}
+        )
         return {
             "routes": [
                 r.model_copy(update=off).model_dump(mode="json")
@@ -303,7 +328,8 @@ def protection_off(protection: str, platform: Platform) -> dict[str, Any]:
             ]
         }
     raise ValueError(
-        f"unknown protection {protection!r}; known: retries, ejection, failover, per-try-timeout"
+        f"unknown protection {protection!r}; known: retries, ejection, failover, "
+        "per-try-timeout, fallback"
     )
 
 

@@ -190,6 +190,9 @@ class Gateway:
         old = self.snapshot
         self.snapshot = self._snapshot(config, old.clusters, fallbacks, contract)
         self.admission = Admission(config.auth)
+        # The new terms apply to the next decision; the counts of calls and retries in
+        # flight carry over (a fresh budget would forget the retries already running).
+        self.budget.config = config.retry_budget
         kept = set(map(id, self.snapshot.clusters.values()))
         return [c for c in old.clusters.values() if id(c) not in kept]
 

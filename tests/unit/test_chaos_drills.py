@@ -220,3 +220,29 @@ def test_undo_now_runs_each_registered_undo_once() -> None:
     drill.undo_now("link:a")  # already undone: the rollback must not run it again
     assert ran == ["link"]
     assert list(drill.undo) == ["nft:a"]
+
+
+@pytest.mark.parametrize(("shipped", "expected"), [(True, 0.3), (False, 5.0)])
+def test_the_load_gives_a_call_the_shipped_timeout_only_when_the_drill_asks(
+    shipped: bool, expected: float
+) -> None:
+    import asyncio
+
+    from chaos.load import SteadyLoad
+
+    load = SteadyLoad("127.0.0.1:1", {"ad-server": "t"}, shipped_timeouts=shipped)
+    load.timeouts = {"AdService/Rank": 0.3}  # as _main reads them from the shipped config
+    given: list[float] = []
+
+    async def stub(request: object, **kwargs: float) -> object:
+        given.append(kwargs["timeout"])
+        return object()
+
+    asyncio.run(load._call("ad-server", "AdService/Rank", True, stub, object()))
+    assert given == [expected]
+    assert [c.code for c in load.calls] == ["OK"]
+
+
+def test_the_slowness_drill_runs_with_the_callers_shipped_timeouts() -> None:
+    _, spec = load_drill(DRILLS / "latency-loss.yaml")
+    assert spec.shipped_timeouts

@@ -161,3 +161,26 @@ def test_circuit_breaker_limits_a_cluster_after_a_policy_reload(lab: Any) -> Non
     refused = [r for r in results if not isinstance(r, str)]
     assert len(ok) == 2
     assert refused == [(grpc.StatusCode.UNAVAILABLE, "cluster public-a is at its limits")] * 6
+
+
+def test_a_reloaded_retry_budget_applies_to_the_next_call(lab: Any) -> None:
+    """The budget is the gateway's, not a cluster's: a reload that changes it must reach the
+    next retry decision (it once only reported "policies changed")."""
+    from services.gateway.config import RetryBudgetConfig
+
+    unary = lab.channel.unary_unary(f"/{ECHO}/Unary")  # retry-safe
+    before = lab.echo_calls("Unary")
+    with pytest.raises(grpc.RpcError):
+        unary(_msg("fail:UNAVAILABLE"), metadata=auth(), timeout=5)
+    assert lab.echo_calls("Unary") - before > 1  # retried under the shipped budget
+
+    lab.config_holder[0] = lab_config(
+        lab.upstreams, retry_budget=RetryBudgetConfig(budget_percent=0, min_retry_concurrency=0)
+    )
+    reply = admin(lab).ReloadConfig(pb.ReloadConfigRequest(), metadata=auth())
+    assert "policies changed" in reply.changes
+    before = lab.echo_calls("Unary")
+    with pytest.raises(grpc.RpcError) as err:
+        unary(_msg("fail:UNAVAILABLE"), metadata=auth(), timeout=5)
+    assert err.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert lab.echo_calls("Unary") - before == 1  # one attempt: the budget allows no retry
