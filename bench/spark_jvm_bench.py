@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.system.spark_world import make_world
+from tests.system.spark_world import World, make_world
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "spark_jvm.json"
@@ -33,40 +33,21 @@ OPTIONS = {
 }
 
 
-def landing(root: Path, events: int, files: int) -> Path:
+def landing(root: Path, events: int, files: int) -> World:
     """A world whose landing log holds `events` events in `files` files."""
     from bench.sync_bench import land
 
     world = make_world(root)
     land(world, events, files, users=500)
-    return root
+    return world
 
 
-def one_run(world_root: Path, java_options: str) -> float:
+def one_run(world: World, java_options: str) -> float:
     """Wall seconds of one `sync events` run on a fresh checkpoint and warehouse."""
-    from services.topology.model import DataSpec
-
-    for name in ("warehouse", "quarantine", "checkpoints"):
-        shutil.rmtree(world_root / name, ignore_errors=True)
-    spec = DataSpec(
-        landing_uri=str(world_root / "landing"),
-        warehouse_uri=str(world_root / "warehouse"),
-        quarantine_uri=str(world_root / "quarantine"),
-        checkpoint_uri=str(world_root / "checkpoints"),
-        features_uri=str(world_root / "features"),
-        driver_java_options=java_options,
-    )
-    topology = world_root / "bench-topology.yaml"
-    topology.write_text(
-        json.dumps(
-            {
-                "name": "bench",
-                "gateway": {"listen": {"host": "127.0.0.1", "port": 50051}},
-                "zones": [{"name": "private", "kind": "private"}],
-                "data": spec.model_dump(mode="json"),
-            }
-        )
-    )
+    for name in ("warehouse", "quarantine", "checkpoints"):  # make_world's directories
+        shutil.rmtree(world.root / name, ignore_errors=True)
+    world.spec = world.spec.model_copy(update={"driver_java_options": java_options})
+    topology = world.write_topology()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "ray_jobs.sync", "events", "--topology", str(topology)],
