@@ -21,7 +21,14 @@ import random
 from typing import Any
 
 from chaos.kubernetes import faults
-from chaos.kubernetes.cluster import CHAOS_GROUP, CHAOS_PLURALS, CHAOS_VERSION, api_client, selector
+from chaos.kubernetes.cluster import (
+    CHAOS_GROUP,
+    CHAOS_PLURALS,
+    CHAOS_VERSION,
+    api_client,
+    parse_hosts,
+    selector,
+)
 
 
 def victims(names: list[str], percent: float, seed: int | None = None) -> list[str]:
@@ -149,7 +156,7 @@ def degrade_public_link(
     """latency-loss on Kubernetes: delay and loss on the gateway's traffic to the public
     zones' addresses (`hosts`, a list or comma-separated)."""
     spec = faults.public_link(
-        namespace, release, _hosts(hosts), int(latency_ms), float(loss_percent), duration
+        namespace, release, parse_hosts(hosts), int(latency_ms), float(loss_percent), duration
     )
     return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
 
@@ -166,7 +173,7 @@ def cut_public_zone(
 ) -> str:
     """zone-out on Kubernetes: the gateway's traffic to one public zone's addresses dropped
     (`hosts`, a list or comma-separated): the gateway must fail over to the next zone."""
-    spec = faults.public_zone_cut(namespace, release, _hosts(hosts), duration)
+    spec = faults.public_zone_cut(namespace, release, parse_hosts(hosts), duration)
     return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
 
 
@@ -182,7 +189,7 @@ def cut_database(
     """db-down on Kubernetes: the pods serving SENSITIVE RPCs cut off from the database's
     addresses (`hosts`, a list or comma-separated): their calls must fail UNAVAILABLE, and
     they must serve again once it is lifted."""
-    spec = faults.database_cut(namespace, _hosts(hosts), duration)
+    spec = faults.database_cut(namespace, parse_hosts(hosts), duration)
     return create_chaos("NetworkChaos", name, spec, namespace, kubeconfig, context, api_url)
 
 
@@ -192,12 +199,6 @@ def hold(seconds: float | str) -> float:
 
     time.sleep(float(seconds))
     return float(seconds)
-
-
-def _hosts(hosts: str | list[str]) -> list[str]:
-    if isinstance(hosts, str):
-        return [h.strip() for h in hosts.split(",") if h.strip()]
-    return list(hosts)
 
 
 def scale_deployment(

@@ -36,3 +36,10 @@ def api_client(kubeconfig: str = "", context: str = "", api_url: str = "") -> An
     except config.ConfigException:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
+
+
+def parse_hosts(hosts: str | list[str]) -> list[str]:
+    """Addresses from a list or a comma-separated string (experiment configuration)."""
+    if isinstance(hosts, str):
+        return [h.strip() for h in hosts.split(",") if h.strip()]
+    return list(hosts)

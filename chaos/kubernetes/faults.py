@@ -46,6 +46,18 @@ def database_cut(namespace: str, hosts: list[str], duration: str) -> dict[str, A
     return _to_hosts("partition", "db-down", sensitive_pods(namespace), hosts, duration)
 
 
+def sync_pods(namespace: str, release: str) -> dict[str, Any]:
+    """The pods of the release's sync Jobs (scheduled or started by a drill)."""
+    return {"namespaces": [namespace], "labelSelectors": {INSTANCE: release, COMPONENT: "sync"}}
+
+
+def landing_cut(namespace: str, release: str, hosts: list[str], duration: str) -> dict[str, Any]:
+    """sync-partition: the sync's pods cut off from the landing log's addresses (`hosts`:
+    the object store or file server holding it, outside the cluster). A run that cannot read
+    its batch must fail, not commit it without the files; the next run catches up."""
+    return _to_hosts("partition", "sync-partition", sync_pods(namespace, release), hosts, duration)
+
+
 def public_link(
     namespace: str,
     release: str,

@@ -5,6 +5,8 @@
     isthmus sync training-set                    warehouse + features -> training set
     isthmus sync erase [--wait SECONDS]          apply the private DB's erasures
     isthmus sync rollback-features               point CURRENT at the previous snapshot
+    isthmus sync prune-landing                   drop landing files every query committed
+    isthmus sync audit                           warehouse exactly once? (exit 1 if not)
 
 Locations and the Spark master come from the topology's `data:` section. The private DB and
 its keys come from a PrivateZoneConfig YAML (`--private-config`, as for `isthmus serve`).
@@ -33,7 +35,15 @@ from services.topology.load import load_topology
 from services.topology.model import DataSpec
 
 CONTINUOUS_LOCK_WAIT_S = 3600.0  # an erase holds the lock for minutes, not hours
-COMMANDS = ("events", "features", "training-set", "erase", "rollback-features", "prune-landing")
+COMMANDS = (
+    "events",
+    "features",
+    "training-set",
+    "erase",
+    "rollback-features",
+    "prune-landing",
+    "audit",
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,6 +98,12 @@ def _run(args: argparse.Namespace) -> int:
         from ray_jobs.sync import publish
 
         return _report({"current": publish.rollback(locs.features.path)})
+    if args.job == "audit":
+        from ray_jobs.sync.audit import audit
+
+        result = audit(locs)
+        _report({**dataclasses.asdict(result), "exactly_once": result.exactly_once})
+        return 0 if result.exactly_once else 1
     if args.job == "prune-landing":
         from ray_jobs.sync.prune import prune_landing
 

@@ -135,9 +135,10 @@ def test_every_kubernetes_form_is_valid_and_names_real_functions(path: Path) -> 
         assert provider["module"].startswith("chaos.kubernetes."), provider["module"]
         func = getattr(importlib.import_module(provider["module"]), provider["func"])
         inspect.signature(func).bind(**provider.get("arguments", {}))
+    faults = {"partition_private_services", "degrade_public_link", "cut_public_zone",
+              "cut_database", "cut_landing"}  # fmt: skip
     created = [a for a in experiment["method"] if "chaos" in a["provider"]["func"] or
-               a["provider"]["func"] in {"partition_private_services", "degrade_public_link",
-                                         "cut_public_zone", "cut_database"}]  # fmt: skip
+               a["provider"]["func"] in faults]  # fmt: skip
     if created:  # a fault that lasts is lifted by a rollback too, whatever happens
         assert any(r["provider"]["func"] == "delete_chaos" for r in experiment["rollbacks"])
         assert experiment["runtime"]["rollbacks"]["strategy"] == "always"
@@ -235,3 +236,135 @@ def test_a_network_fault_without_its_hosts_is_refused_before_anything_is_created
     with pytest.raises(ValueError, match="hosts"):
         actions.cut_database(" , ", namespace=PRIVATE, api_url=private_api.url)
     assert not private_api.custom
+
+
+SYNC = {"app.kubernetes.io/instance": "isthmus", "app.kubernetes.io/component": "sync"}
+SYNC_ARGS = ["sync", "events", "--topology", "/etc/isthmus/data/topology.yaml",
+             "--private-config", "/etc/isthmus/data/private.yaml"]  # fmt: skip
+
+
+@pytest.fixture
+def sync_api() -> Iterator[FakeKubeApi]:
+    with FakeKubeApi(job_run_s=1.5) as fake:
+        fake.add_cronjob(PRIVATE, "isthmus-sync", SYNC_ARGS, SYNC)
+        yield fake
+
+
+def is_audit(job: dict[str, Any]) -> bool:
+    return bool(job["spec"]["template"]["spec"]["containers"][0]["args"][1] == "audit")
+
+
+def test_a_job_from_the_cronjob_is_what_kubectl_create_job_from_makes() -> None:
+    from chaos.kubernetes import jobs
+
+    cronjob = {
+        "metadata": {"name": "isthmus-sync", "namespace": PRIVATE, "uid": "u-1"},
+        "spec": {"jobTemplate": {"metadata": {"labels": SYNC}, "spec": {
+            "backoffLimit": 2, "template": {"spec": {"containers": [{"args": SYNC_ARGS}]}}}}},
+    }  # fmt: skip
+    job = jobs.job_from_cronjob(cronjob, "isthmus-sync-killed", extra_retries=3)
+    assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    assert job["metadata"]["ownerReferences"][0]["name"] == "isthmus-sync"
+    assert job["metadata"]["labels"] == {**SYNC, "isthmus.io/cronjob": "isthmus-sync"}
+    assert job["spec"]["backoffLimit"] == 5
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == SYNC_ARGS
+    assert cronjob["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 2  # not mutated
+    assert jobs.audit_args(SYNC_ARGS) == ["sync", "audit", *SYNC_ARGS[2:]]
+    with pytest.raises(ValueError, match="not an `isthmus sync`"):
+        jobs.audit_args(["gateway", "--config", "x"])
+    assert jobs.outcome({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}) == (
+        "Failed"
+    )
+    assert jobs.outcome({"status": {}}) == ""
+
+
+def test_sync_killed_deletes_the_running_pod_and_the_job_still_completes(
+    sync_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ISTHMUS_KILLS", "2")
+    monkeypatch.setenv("ISTHMUS_RUNNING_S", "0.3")
+    journal = run_form("sync-killed", sync_api, monkeypatch)
+    assert journal["status"] == "completed", journal
+    assert journal["deviated"] is False
+    run, kill, wait = journal["run"]
+    assert run["output"] == "isthmus-sync-killed"
+    assert len(kill["output"]) == 2
+    assert sync_api.deleted == kill["output"]
+    assert wait["output"] == "Complete"
+    created = [j["metadata"]["name"] for j in sync_api.jobs_created]
+    assert created == ["isthmus-sync-audit", "isthmus-sync-killed", "isthmus-sync-audit"]
+    drill_job = sync_api.jobs_created[1]
+    assert drill_job["spec"]["backoffLimit"] == 2 + 2  # the template's own, plus the kills
+    assert sync_api.job(PRIVATE, "isthmus-sync-killed")["status"]["failed"] == 2  # type: ignore[index]
+    audit_job = sync_api.jobs_created[2]
+    assert is_audit(audit_job)  # its pods carry the sync's labels, mounts and policies
+    assert audit_job["spec"]["template"]["metadata"]["labels"] == SYNC
+
+
+def test_sync_killed_deviates_when_the_audit_finds_copies(
+    sync_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audits: list[str] = []
+
+    def result(job: dict[str, Any]) -> bool:  # the audit passes before the drill only
+        if is_audit(job):
+            audits.append(job["metadata"]["uid"])
+            return len(set(audits)) == 1
+        return True
+
+    sync_api.job_result = result
+    monkeypatch.setenv("ISTHMUS_KILLS", "1")
+    monkeypatch.setenv("ISTHMUS_RUNNING_S", "0.3")
+    journal = run_form("sync-killed", sync_api, monkeypatch)
+    assert journal["deviated"] is True
+    after = journal["steady_states"]["after"]["probes"]
+    assert [p["tolerance_met"] for p in after] == [True, False]
+
+
+def test_sync_killed_deviates_when_the_kills_fail_the_job(
+    sync_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that cannot resume (every try fails after a kill) fails its Job: seen."""
+    sync_api.job_result = lambda job: is_audit(job)
+    monkeypatch.setenv("ISTHMUS_KILLS", "1")
+    monkeypatch.setenv("ISTHMUS_RUNNING_S", "0.3")
+    journal = run_form("sync-killed", sync_api, monkeypatch)
+    assert journal["run"][2]["output"] == "Failed"
+    assert journal["deviated"] is True
+    after = journal["steady_states"]["after"]["probes"]
+    assert [p["tolerance_met"] for p in after] == [False]  # Chaos Toolkit stops at the first
+
+
+def test_kills_past_the_end_of_the_run_are_an_error_not_a_pass(sync_api: FakeKubeApi) -> None:
+    from chaos.kubernetes import jobs
+
+    sync_api.job_run_s = 0.3
+    jobs.run_sync_job("short", "isthmus-sync", PRIVATE, api_url=sync_api.url)
+    with pytest.raises(RuntimeError, match="finished after 0 of 2 kills"):
+        jobs.kill_job_pods("short", 2, running_s=1.0, namespace=PRIVATE, api_url=sync_api.url)
+
+
+def test_sync_partition_cuts_the_sync_pods_from_the_landing_and_lifts_it(
+    sync_api: FakeKubeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaos.kubernetes import faults, jobs
+
+    created: list[dict[str, Any]] = []
+    original = jobs.create_chaos
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        created.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "create_chaos", spy)
+    monkeypatch.setenv("ISTHMUS_LANDING_HOSTS", "10.50.0.8, 10.50.0.9")
+    journal = run_form("sync-partition", sync_api, monkeypatch)
+    assert journal["status"] == "completed", journal
+    assert journal["deviated"] is False
+    assert [a["status"] for a in journal["run"]] == ["succeeded"] * 5
+    assert created == [faults.landing_cut(PRIVATE, "isthmus", ["10.50.0.8", "10.50.0.9"], "30m")]
+    assert created[0]["selector"]["labelSelectors"] == SYNC
+    assert journal["run"][3]["output"] is True  # the method lifted a cut that existed
+    assert journal["run"][4]["output"] == "Complete"
+    assert sync_api.jobs_created[1]["spec"]["backoffLimit"] == 2 + 6
+    assert not [k for k in sync_api.custom if k[0] == "chaos-mesh.org/v1alpha1"]

@@ -1,9 +1,11 @@
 """A FAKE Kubernetes API server, for testing the drills' Kubernetes target on a machine where
 no real API server can run. It is not Kubernetes: it answers the few REST calls the actions
 and probes make, with the real API's paths and object shapes (what `kubectl get -o json`
-returns for Pod, PodList, Deployment, Scale, RayService and Chaos Mesh objects), and plays
-one controller: a deleted pod of a workload is replaced by a new pod that becomes Ready
-after `respawn_s` (as a ReplicaSet or KubeRay would). Everything else answers 404.
+returns for Pod, PodList, Deployment, Scale, RayService, Chaos Mesh, CronJob and Job objects),
+and plays two controllers: a deleted pod of a workload is replaced by a new pod that becomes
+Ready after `respawn_s` (as a ReplicaSet or KubeRay would); a Job gets a pod that runs
+`job_run_s` and ends as `job_result(job)` says, a deleted or failed pod counting against the
+Job's backoffLimit as the real Job controller counts it. Everything else answers 404.
 
     with FakeKubeApi() as api:
         api.add_pods("ns", {"app.kubernetes.io/component": "ray-worker", ...}, count=3)
@@ -12,12 +14,14 @@ after `respawn_s` (as a ReplicaSet or KubeRay would). Everything else answers 40
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -29,8 +33,11 @@ _ids = itertools.count(1)
 class FakeKubeApi:
     """The fake API's state and its HTTP server on 127.0.0.1 (a free port)."""
 
-    def __init__(self, respawn_s: float = 1.0) -> None:
+    def __init__(self, respawn_s: float = 1.0, job_run_s: float = 1.0) -> None:
         self.respawn_s = respawn_s
+        self.job_run_s = job_run_s
+        self.job_result: Callable[[dict[str, Any]], bool] = lambda _job: True
+        self.jobs_created: list[dict[str, Any]] = []
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.custom: dict[
@@ -67,6 +74,72 @@ class FakeKubeApi:
 
     def add_custom(self, api: str, plural: str, namespace: str, body: dict[str, Any]) -> None:
         self.custom[(api, plural, namespace, body["metadata"]["name"])] = body
+
+    def add_cronjob(
+        self, namespace: str, name: str, args: list[str], labels: dict[str, str]
+    ) -> None:
+        body = {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": _meta(name, namespace, labels),
+            "spec": {
+                "schedule": "*/15 * * * *",
+                "concurrencyPolicy": "Forbid",
+                "jobTemplate": {
+                    "spec": {
+                        "backoffLimit": 2,
+                        "template": {
+                            "metadata": {"labels": dict(labels)},
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [
+                                    {"name": "sync", "image": "isthmus/services:0.1.0",
+                                     "args": list(args)}
+                                ],
+                            },
+                        },
+                    }
+                },
+            },
+        }  # fmt: skip
+        self.custom[("batch/v1", "cronjobs", namespace, name)] = body
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.custom.get(("batch/v1", "jobs", namespace, name))
+
+    # ---- the Job controller (call with the lock held) ------------------------------------
+    def _start_job_pod(self, namespace: str, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
+        labels = {
+            **job["spec"]["template"].get("metadata", {}).get("labels", {}),
+            "batch.kubernetes.io/job-name": name,
+            "job-name": name,
+        }
+        pod = self._new_pod(namespace, labels, name, ready=True)
+        job["status"]["active"] = 1
+        threading.Timer(self.job_run_s, self._pod_ran, (namespace, name, pod)).start()
+
+    def _pod_ran(self, namespace: str, job_name: str, pod_name: str) -> None:
+        with self.lock:
+            pod = self.pods.get((namespace, pod_name))
+            job = self.job(namespace, job_name)
+            if pod is None or job is None or pod["status"]["phase"] != "Running":
+                return  # deleted meanwhile: counted when it was
+            ok = self.job_result(job)
+            pod["status"] = {"phase": "Succeeded" if ok else "Failed", "conditions": []}
+            if ok:
+                job["status"].update(active=0, succeeded=1, conditions=[_condition("Complete")])
+            else:
+                self._job_pod_failed(namespace, job)
+
+    def _job_pod_failed(self, namespace: str, job: dict[str, Any]) -> None:
+        status = job["status"]
+        status["failed"] = status.get("failed", 0) + 1
+        status["active"] = 0
+        if status["failed"] > int(job["spec"].get("backoffLimit", 6)):
+            status["conditions"] = [_condition("Failed")]
+        else:
+            self._start_job_pod(namespace, job)
 
     def ready_count(self, namespace: str, labels: dict[str, str]) -> int:
         with self.lock:
@@ -132,6 +205,11 @@ def _meta(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
         "resourceVersion": str(next(_ids)),
         "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _condition(kind: str) -> dict[str, str]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"type": kind, "status": "True", "lastTransitionTime": now}
 
 
 def _matches(obj: dict[str, Any], wanted: dict[str, str]) -> bool:
@@ -222,7 +300,13 @@ def _handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 if pod is None:
                     return self._not_found()
                 api.deleted.append(name)
-                api._replace(namespace, pod)
+                job_name = pod["metadata"]["labels"].get("job-name")
+                if job_name is None:
+                    api._replace(namespace, pod)
+                with api.lock:
+                    job = api.job(namespace, job_name) if job_name else None
+                    if job is not None and pod["status"]["phase"] == "Running":
+                        api._job_pod_failed(namespace, job)
                 return self._send(200, pod)
             if m := CUSTOM.match(url.path):
                 group_version, namespace, plural, name = m.groups()
@@ -243,7 +327,12 @@ def _handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 body["metadata"].update(
                     _meta(body["metadata"]["name"], namespace, body["metadata"].get("labels", {}))
                 )
-                api.custom[key] = body
+                with api.lock:
+                    api.custom[key] = body
+                    if (group_version, plural) == ("batch/v1", "jobs"):
+                        body["status"] = {}
+                        api.jobs_created.append(copy.deepcopy(body))
+                        api._start_job_pod(namespace, body)
                 return self._send(201, body)
             return self._not_found()
 

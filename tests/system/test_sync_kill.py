@@ -138,3 +138,14 @@ def test_sync_survives_repeated_sigkill_exactly_once(tmp_path: Path) -> None:
     on_disk = set(world.locs.events.path.rglob("part-*.parquet"))
     orphans = on_disk - set(sinklog.live_files(world.locs.events.path))
     print(f"kills={kills} attempts={attempts} events={len(warehouse)} orphans={len(orphans)}")
+
+    # `isthmus sync audit` (what the Kubernetes sync drills run as a Job) sees the same.
+    audit = subprocess.run(
+        [*sync_command(topology)[:4], "audit", "--topology", str(topology)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr[-2000:]
+    verdict = json.loads(audit.stdout.strip().splitlines()[-1])
+    assert verdict["exactly_once"] is True
+    assert (verdict["events"], verdict["extra_copies"]) == (len(appender.good), 0)
+    assert verdict["debris_files"] == len(orphans)
