@@ -1,4 +1,5 @@
-"""`isthmus chaos list | run NAME [--load RPS] | run --all | report`."""
+"""`isthmus chaos list | run NAME [--load RPS] | run --all | run NAME --target kubernetes |
+report`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def main(argv: list[str]) -> int:
     run.add_argument("name", nargs="?", help="drill name (see `isthmus chaos list`)")
     run.add_argument("--all", action="store_true", help="every drill, one after the other")
     run.add_argument("--load", type=float, help="load rounds per second (drill's default)")
+    run.add_argument(
+        "--target",
+        choices=["local", "kubernetes"],
+        default="local",
+        help="local: against `isthmus up` (default); kubernetes: the drill's Kubernetes form "
+        "(chaos/drills/kubernetes) under Chaos Toolkit, against the cluster KUBECONFIG, "
+        "ISTHMUS_KUBE_CONTEXT or ISTHMUS_KUBE_API_URL names",
+    )
     run.add_argument(
         "--without",
         action="append",
@@ -50,6 +59,11 @@ def main(argv: list[str]) -> int:
         variables = parse_variables(args.var)
     except ValueError as error:
         parser.error(str(error))
+    if args.target == "kubernetes":
+        if args.all or not args.name or args.without or args.load:
+            parser.error("--target kubernetes runs one named drill; --all, --without and "
+                         "--load are the local target's")  # fmt: skip
+        return _run_kubernetes(parser, args.name, variables, args.report_dir)
     names = sorted(p.stem for p in DRILLS.glob("*.yaml")) if args.all else [args.name]
     if names == [None]:
         parser.error("give a drill name or --all")
@@ -74,6 +88,20 @@ def main(argv: list[str]) -> int:
     if len(names) > 1:
         _report(args.report_dir)
     return 0 if all(v == "passed" for v in verdicts) else 1
+
+
+def _run_kubernetes(
+    parser: argparse.ArgumentParser, name: str, variables: dict[str, Any], report_dir: Path
+) -> int:
+    from chaos.kubernetes.run import load_form, run_form
+
+    try:
+        load_form(name, variables)
+    except ValueError as error:
+        parser.error(f"{name}: {error}")
+    verdict, journal = run_form(name, variables, report_dir)
+    print(f"{name} (kubernetes): {verdict.upper()}  (journal {journal})")
+    return 0 if verdict == "passed" else 1
 
 
 def parse_variables(pairs: list[str]) -> dict[str, Any]:

@@ -176,7 +176,7 @@ def kill_job_pods(
                 )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no new running pod of Job {job} within {timeout_s}s")
-            time.sleep(0.5)
+            time.sleep(0.2)
             continue
         time.sleep(float(running_s))
         if _running_pod(core, job, namespace) != pod:

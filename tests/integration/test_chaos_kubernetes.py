@@ -245,7 +245,7 @@ SYNC_ARGS = ["sync", "events", "--topology", "/etc/isthmus/data/topology.yaml",
 
 @pytest.fixture
 def sync_api() -> Iterator[FakeKubeApi]:
-    with FakeKubeApi(job_run_s=1.5) as fake:
+    with FakeKubeApi(job_run_s=3.0) as fake:
         fake.add_cronjob(PRIVATE, "isthmus-sync", SYNC_ARGS, SYNC)
         yield fake
 
@@ -368,3 +368,42 @@ def test_sync_partition_cuts_the_sync_pods_from_the_landing_and_lifts_it(
     assert journal["run"][4]["output"] == "Complete"
     assert sync_api.jobs_created[1]["spec"]["backoffLimit"] == 2 + 6
     assert not [k for k in sync_api.custom if k[0] == "chaos-mesh.org/v1alpha1"]
+
+
+def test_isthmus_chaos_run_target_kubernetes_runs_the_form_and_says_its_verdict(
+    sync_api: FakeKubeApi,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from chaos.cli import main
+
+    monkeypatch.setenv("ISTHMUS_KUBE_API_URL", sync_api.url)
+    argv = ["run", "sync-killed", "--target", "kubernetes", "--report-dir", str(tmp_path)]
+    assert main([*argv, "--var", "kills=1", "--var", "running_s=0.3"]) == 0
+    assert "sync-killed (kubernetes): PASSED" in capsys.readouterr().out
+    journal = json.loads((tmp_path / "sync-killed.kubernetes.journal.json").read_text())
+    assert len(journal["run"][1]["output"]) == 1  # --var kills=1 reached the action
+
+    sync_api.job_result = lambda job: is_audit(job)  # every sync try fails now
+    assert main([*argv, "--var", "kills=1", "--var", "running_s=0.3"]) == 1
+    assert "sync-killed (kubernetes): DEVIATED" in capsys.readouterr().out
+
+    from chaos.kubernetes.run import verdict
+
+    completed = {"status": "completed", "deviated": False}
+    assert verdict({**completed, "run": [{"status": "succeeded"}]}) == "passed"
+    assert verdict({**completed, "run": [{"status": "failed"}]}) == "failed"  # no fault made
+    assert verdict({**completed, "deviated": True}) == "deviated"
+    assert verdict({"status": "failed", "deviated": False}) == "failed"
+
+    for bad, message in [
+        (["run", "no-such-drill", "--target", "kubernetes"], "no Kubernetes form"),
+        ([*argv, "--var", "nope=1"], "has no variable"),
+        ([*argv, "--without", "retries"], "local target's"),
+    ]:
+        with pytest.raises(SystemExit):
+            main(bad)
+        assert message in capsys.readouterr().err
