@@ -156,6 +156,82 @@ class WorkerGroup(_Values):
     resources: Resources = Field(default_factory=lambda: Resources(cpu="1", memory="2Gi"))
 
 
+TERMINATOR_HEALTH_PORT = 8081  # nginx's plaintext /healthz, for the kubelet's probes
+
+
+class Terminator(_Values):
+    """nginx in front of Serve's gRPC proxy, which has no TLS of its own: it terminates the
+    gateway's mTLS (client certificates from the zone's CA only) and passes the calls on as
+    plaintext HTTP/2 to Serve's port 9000 inside the namespace. The ads load balancer's
+    target."""
+
+    image: Image = Field(
+        default_factory=lambda: Image(
+            repository="nginxinc/nginx-unprivileged", tag="1.28.0-alpine"
+        ),
+        description="nginx, the unprivileged build (runs as any non-root user).",
+    )
+    replicas: int = Field(default=2, ge=2, le=20, description="Pods; two at least (the door).")
+    min_available: int = Field(default=1, ge=1, description="PodDisruptionBudget floor.")
+    port: int = Field(
+        default=9443,
+        ge=1024,
+        le=65535,
+        description="TLS port of the pods; the ads load balancer forwards its port (the "
+        "gateway's publicClusters[].ads.port) here.",
+    )
+    resources: Resources = Field(
+        default_factory=lambda: Resources(cpu="250m", memory="128Mi"), description="Per pod."
+    )
+    connect_timeout_s: int = Field(
+        default=2, ge=1, le=75, description="Longest a connection to Serve's proxy may take."
+    )
+    call_idle_timeout_s: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Longest silence between two reads or two writes within one call, "
+        "either side; the call's own deadline (grpc-timeout, passed on) ends it sooner.",
+    )
+    connection_idle_timeout_s: int = Field(
+        default=300, ge=1, le=3600, description="An idle client connection is closed after it."
+    )
+    max_concurrent_streams: int = Field(
+        default=1024,
+        ge=1,
+        le=65535,
+        description="Calls in flight on one client connection (the gateway allows 1024 per "
+        "cluster); beyond it, the client queues.",
+    )
+    max_request_body_mib: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Largest request body: one message of a unary call (the gateway accepts "
+        "4 MiB messages), all messages of a client stream together; above it, "
+        "RESOURCE_EXHAUSTED.",
+    )
+    access_log: bool = Field(
+        default=True,
+        description="One line per call to stdout: peer, client certificate subject, method, "
+        "statuses, duration (never headers, tokens or bodies).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Terminator:
+        if self.port == TERMINATOR_HEALTH_PORT:
+            raise ValueError(
+                f"public.terminator.port ({self.port}) must differ from its health port "
+                f"({TERMINATOR_HEALTH_PORT})"
+            )
+        if self.min_available >= self.replicas:
+            raise ValueError(
+                f"public.terminator: minAvailable ({self.min_available}) must be < replicas "
+                f"({self.replicas}), or no pod could ever be drained"
+            )
+        return self
+
+
 class Public(_Values):
     worker_group: WorkerGroup = Field(default_factory=WorkerGroup, description="Ray workers.")
     serve_config: dict[str, Any] = Field(
@@ -168,6 +244,16 @@ class Public(_Values):
     mtls_secret: str = Field(
         default="isthmus-public-mtls",
         description="Secret (tls.crt, tls.key, ca.crt) of the zone's cross-cluster listener.",
+    )
+    ray_operator_namespace: str = Field(
+        default="kuberay-operator",
+        pattern=_DNS,
+        description="Namespace of the KubeRay operator: the only one allowed to reach the Ray "
+        "head's dashboard port, through which it deploys and watches the Serve applications.",
+    )
+    terminator: Terminator = Field(
+        default_factory=Terminator,
+        description="mTLS terminator (nginx) in front of Serve's gRPC proxy.",
     )
 
 
@@ -184,6 +270,24 @@ class Observability(_Values):
     )
     sensitive_methods: list[str] = Field(
         default_factory=list, description="SENSITIVE RPCs (pkg.Service/Method), from the contract."
+    )
+
+
+class HelmTest(_Values):
+    """`helm test`: the drills' steady-state probes (services/deploy/steady_state.py)."""
+
+    enabled: bool = Field(default=True, description="Render the `helm test` probe pod.")
+    window_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=600,
+        description="How long the gateway's call counters are watched (private release); the "
+        "success ratio of each class must stay at 1 - observability.errorRatioSlo or above.",
+    )
+    require_calls: bool = Field(
+        default=False,
+        description="Deviate when a class had no calls in the window (off: a quiet platform "
+        "is reported as not measured).",
     )
 
 
@@ -210,6 +314,23 @@ class NetworkChaos(_Values):
     loss_percent: int = Field(default=0, ge=0, le=100, description="Packet loss (public link).")
 
 
+class DatabaseCut(_Values):
+    """db-down: the pods serving SENSITIVE RPCs cut off from the database's addresses (a
+    managed database cannot be stopped by a drill; to the services it is the same outage)."""
+
+    enabled: bool = Field(default=False, description="Render this fault.")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="The database's addresses (IPs or CIDRs) the Secret's URL points at.",
+    )
+
+    @model_validator(mode="after")
+    def _hosts_when_enabled(self) -> DatabaseCut:
+        if self.enabled and not self.hosts:
+            raise ValueError("drills.databaseCut needs the database's hosts it cuts off")
+        return self
+
+
 class Drills(_Values):
     """Chaos Mesh resources, all off by default; only namespaces listed may be targeted."""
 
@@ -224,6 +345,9 @@ class Drills(_Values):
     )
     public_link: NetworkChaos = Field(
         default_factory=NetworkChaos, description="Delay/loss on the gateway's public hop."
+    )
+    database_cut: DatabaseCut = Field(
+        default_factory=DatabaseCut, description="db-down: SENSITIVE pods <-> database cut."
     )
     schedule: str = Field(default="", description="Cron: run the enabled drills on it.")
 
@@ -255,7 +379,7 @@ class ChartValues(_Values):
     observability: Observability = Field(default_factory=Observability, description="Metrics.")
     peak_season: PeakSeason = Field(default_factory=PeakSeason, description="Scale windows.")
     drills: Drills = Field(default_factory=Drills, description="Chaos Mesh drills.")
-    helm_test: bool = Field(default=True, description="Render the `helm test` probe pod.")
+    helm_test: HelmTest = Field(default_factory=HelmTest, description="The `helm test` pod.")
 
     @model_validator(mode="after")
     def _zone_rules(self) -> ChartValues:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.test_helm_chart import CHART, NAMESPACES, ci_values, render
+from tests.support.helm_chart import CHART, NAMESPACES, ci_values, render
 
+pytest.importorskip("helm_python", reason="helm-python-sdk (scripts/setup installs it)")
 pytestmark = pytest.mark.integration
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
 

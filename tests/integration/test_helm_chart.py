@@ -28,15 +28,13 @@ from services.deploy.values import values_schema
 from services.public.ads.config import AdsConfig
 from services.topology import load_topology
 from tests.support.crds import SHARED_CRDS, crd_errors, load_crd_validators
+from tests.support.helm_chart import CHART, NAMESPACES, ci_values, merged, render, zone_base
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (scripts/setup installs it)")
 kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (scripts/setup)")
 
 pytestmark = pytest.mark.integration
-CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "isthmus"
 KUBE_VERSION = "1.31"
-NAMESPACES = {"private": "isthmus-private", "public": "isthmus-public-a"}
-ZONES = {"private": "private", "public": "public-a"}
 CI_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
 CUSTOM = {
     ("ray.io/v1", "RayService"),
@@ -46,37 +44,6 @@ CUSTOM = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
-
-
-def zone_base(kind: str) -> dict[str, Any]:
-    table = method_table(load_descriptor_set())
-    return zone_values(load_topology(), ZONES[kind], table)
-
-
-def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def render(values: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
-    with helm.Chart.load(str(CHART)) as chart:
-        out = chart.render(values, name="isthmus", namespace=namespace)
-    docs = []
-    for name, text in sorted(out.items()):
-        if name.endswith("NOTES.txt"):
-            continue
-        docs += [d for d in yaml.safe_load_all(text) if d]
-    return docs
-
-
-def ci_values(path: Path) -> tuple[str, dict[str, Any]]:
-    kind = path.name.split("-", 1)[0]
-    return kind, merged(zone_base(kind), yaml.safe_load(path.read_text()) or {})
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +91,20 @@ def test_ci_values_render_lint_and_validate(path: Path, crd_validators: Any) -> 
         checks.drill_violations(docs, values.get("drills", {}).get("allowedNamespaces", [])) == []
     )
     assert checks.serve_config_violations(docs, in_image(AdsConfig())) == []
+    assert checks.serve_port_exposure(docs) == []
+    assert checks.terminator_violations(docs) == []
     if kind == "private":
         assert ("apps/v1", "Deployment") in kinds
         assert ("policy/v1", "PodDisruptionBudget") in kinds
     else:
         assert ("ray.io/v1", "RayService") in kinds
+        names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+        assert {
+            ("Deployment", "isthmus-serve-terminator"),
+            ("PodDisruptionBudget", "isthmus-serve-terminator"),
+            ("Service", "isthmus-ads-grpc"),
+            ("Service", "isthmus-serve-grpc"),
+        } <= names
 
 
 def test_serve_config_passes_ray_serves_own_schema_and_matches_ads_config() -> None:
@@ -301,4 +277,75 @@ def test_the_chart_renders_the_same_faults_as_the_drills_kubernetes_forms() -> N
     link = drills["publicLink"]
     assert rendered["latency-loss"] == faults.public_link(
         namespace, "isthmus", hosts, link["latencyMs"], link["lossPercent"], drills["duration"]
+    )
+    assert rendered["db-down"] == faults.database_cut(
+        namespace, drills["databaseCut"]["hosts"], drills["duration"]
+    )
+    assert set(rendered) == {"private-partition", "latency-loss", "db-down"}
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def test_serve_is_reached_only_through_a_terminator_that_requires_client_certificates() -> None:
+    """Serve's gRPC proxy has no TLS: the public release's ads load balancer selects the nginx
+    terminators (never Ray pods), on the port the private release's gateway dials; nginx
+    requires a client certificate there; in the namespace only the terminators (and Ray's own
+    pods) reach Serve's port. Each check catches the mistake it exists for."""
+    docs = render(zone_base("public"), NAMESPACES["public"])
+    dialled = {c["ads"]["port"] for c in zone_base("private")["gateway"]["publicClusters"]}
+    balancer = one(docs, "Service", "isthmus-ads-grpc")
+    assert [p["port"] for p in balancer["spec"]["ports"]] == sorted(dialled) == [9000]
+    assert balancer["spec"]["selector"]["app.kubernetes.io/component"] == "serve-terminator"
+    assert checks.serve_port_exposure(docs) == []
+    assert checks.terminator_violations(docs) == []
+
+    # The load balancer as it was before the terminator: Serve's port on the Ray workers.
+    exposed = copy.deepcopy(docs)
+    spec = one(exposed, "Service", "isthmus-ads-grpc")["spec"]
+    spec["selector"] = {"ray.io/node-type": "worker", "app.kubernetes.io/instance": "isthmus"}
+    spec["ports"][0]["targetPort"] = 9000
+    assert checks.serve_port_exposure(exposed) == [
+        "Service/isthmus-ads-grpc: a load balancer in front of Ray pods (Serve's plaintext "
+        "gRPC port 9000)"
+    ]
+
+    # A terminator that would let a call through without a verified client certificate.
+    unverified = "Service/isthmus-ads-grpc: port 9000 reaches Deployment/isthmus-serve-terminator"
+    for weaker in ("ssl_verify_client optional;", "ssl_verify_client off;", ""):
+        loose = copy.deepcopy(docs)
+        data = one(loose, "ConfigMap", "isthmus-serve-terminator")["data"]
+        data["nginx.conf"] = data["nginx.conf"].replace("ssl_verify_client on;", weaker)
+        assert checks.terminator_violations(loose) == [
+            "ConfigMap/isthmus-serve-terminator: a gRPC server does not require client "
+            "certificates (ssl_verify_client on)",
+            f"{unverified} on 9443, where no client certificate is required",
+        ]
+    plaintext = copy.deepcopy(docs)
+    data = one(plaintext, "ConfigMap", "isthmus-serve-terminator")["data"]
+    data["nginx.conf"] = data["nginx.conf"].replace("listen 9443 ssl http2;", "listen 9443 http2;")
+    assert "a gRPC server listens without TLS" in checks.terminator_violations(plaintext)[0]
+    health = copy.deepcopy(docs)
+    one(health, "Service", "isthmus-ads-grpc")["spec"]["ports"][0]["targetPort"] = "health"
+    assert checks.terminator_violations(health) == [
+        f"{unverified} on 8081, where no client certificate is required"
+    ]
+
+    # NetworkPolicies: Serve's port opened to any source, or to every pod of the release (the
+    # zone-wide policy as it was, selecting the Ray pods too).
+    opened = copy.deepcopy(docs)
+    one(opened, "NetworkPolicy", "isthmus-ray")["spec"]["ingress"].append(
+        {"ports": [{"port": 9000, "protocol": "TCP"}]}
+    )
+    assert checks.serve_port_exposure(opened) == [
+        "NetworkPolicy/isthmus-ray: any source may reach Serve's plaintext gRPC port"
+    ]
+    zone_wide = copy.deepcopy(docs)
+    del one(zone_wide, "NetworkPolicy", "isthmus-zone")["spec"]["podSelector"]["matchExpressions"]
+    (problem,) = checks.serve_port_exposure(zone_wide)
+    assert problem.startswith(
+        "NetworkPolicy/isthmus-zone: Serve's plaintext gRPC port reachable from pods other "
+        "than the terminators and Ray's"
     )

@@ -1,9 +1,13 @@
-"""Start real isthmus server processes for system tests and benchmarks."""
+"""Start real isthmus server processes for tests and benchmarks."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +68,48 @@ def start_private_server(
         "--config",
         str(config),
     )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the caller binds it soon after)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def private_gateway_topology(path: Path, name: str, listen: int, profile_port: int) -> Path:
+    """A topology of one private zone whose profile service is at 127.0.0.1:`profile_port`
+    (running or not), the gateway on 127.0.0.1:`listen`."""
+    path.write_text(f"""
+name: {name}
+gateway: {{listen: {{host: 127.0.0.1, port: {listen}}}}}
+zones:
+  - name: private
+    kind: private
+    services:
+      - {{name: profile, kind: profile, endpoints: [{{host: 127.0.0.1, port: {profile_port}}}]}}
+""")
+    return path
+
+
+@contextmanager
+def gateway_process(
+    topology: Path,
+    config: Path,
+    log: Path,
+    env: Mapping[str, str],
+    *extra: str,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`isthmus gateway --topology T --config C [EXTRA]` with its output in `log`; stopped
+    with SIGTERM when the block ends."""
+    command = [sys.executable, "-m", "services.cli", "gateway", "--topology", str(topology),
+               "--config", str(config), *extra]  # fmt: skip
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)

@@ -68,6 +68,7 @@ module "drills_private" {
   enabled            = var.drills.enabled
   private_partition  = var.drills.private_partition
   public_link        = { enabled = var.drills.public_link }
+  database_cut       = { enabled = var.drills.database_cut, hosts = var.drills.database_hosts }
   schedule           = var.drills.schedule
 }
 

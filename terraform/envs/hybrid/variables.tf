@@ -57,6 +57,8 @@ variable "drills" {
     public_nodes      = optional(bool, false)
     private_partition = optional(bool, false)
     public_link       = optional(bool, false)
+    database_cut      = optional(bool, false)
+    database_hosts    = optional(list(string), [])
     schedule          = optional(string, "")
   })
   default = {}

@@ -8,6 +8,7 @@ locals {
     var.public_nodes.enabled && var.zone_kind != "public" ? "public_nodes runs in a public zone" : "",
     var.private_partition && var.zone_kind != "private" ? "private_partition runs in the private zone" : "",
     var.public_link.enabled && var.zone_kind != "private" ? "public_link runs in the private zone (the gateway's hop)" : "",
+    var.database_cut.enabled && var.zone_kind != "private" ? "database_cut runs in the private zone" : "",
   ])
 
   drills = {
@@ -27,6 +28,10 @@ locals {
       enabled     = var.enabled && var.public_link.enabled
       latencyMs   = var.public_link.latency_ms
       lossPercent = var.public_link.loss_percent
+    }
+    databaseCut = {
+      enabled = var.enabled && var.database_cut.enabled
+      hosts   = var.database_cut.hosts
     }
     schedule = var.schedule
   }

@@ -10,5 +10,6 @@ output "active" {
     local.drills.podChaos.enabled ? "public-nodes" : "",
     local.drills.privatePartition.enabled ? "private-partition" : "",
     local.drills.publicLink.enabled ? "latency-loss" : "",
+    local.drills.databaseCut.enabled ? "db-down" : "",
   ])
 }

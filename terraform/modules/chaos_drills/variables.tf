@@ -76,6 +76,20 @@ variable "public_link" {
   }
 }
 
+variable "database_cut" {
+  description = "db-down (private zone): cut the pods serving SENSITIVE RPCs off from the database's addresses (IPs or CIDRs)."
+  type = object({
+    enabled = bool
+    hosts   = optional(list(string), [])
+  })
+  default = { enabled = false }
+
+  validation {
+    condition     = !var.database_cut.enabled || length(var.database_cut.hosts) > 0
+    error_message = "database_cut needs the database's hosts it cuts off."
+  }
+}
+
 variable "schedule" {
   description = "Cron schedule to repeat the enabled drills on (Chaos Mesh Schedule); empty = run once."
   type        = string

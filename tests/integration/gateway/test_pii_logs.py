@@ -7,9 +7,6 @@ method has a deserializer, so it cannot decode (or log) a payload."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +26,7 @@ from services.gateway.config import from_topology
 from services.private.app import build_server
 from services.private.config import PrivateZoneConfig, SecretRef
 from services.topology.model import Topology
+from tests.support.processes import free_port, gateway_process, private_gateway_topology
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY_HEX = "ef" * 32
@@ -39,34 +37,6 @@ GIVEN, FAMILY = "Gracepiimarker", "Hopperpiimarker"
 BAD_EMAIL = "not-an-email-piimarker"
 HEADER_EMAIL = "header.pii@example.org"
 PII = [EMAIL, PHONE, PHONE_NATIONAL, "987654321", GIVEN, FAMILY, BAD_EMAIL, HEADER_EMAIL]
-
-
-def topology_yaml(work: Path, listen: int, upstream: int) -> tuple[Path, Path]:
-    topology = work / "topology.yaml"
-    topology.write_text(f"""
-name: pii-test
-gateway: {{listen: {{host: 127.0.0.1, port: {listen}}}}}
-zones:
-  - name: private
-    kind: private
-    services:
-      - {{name: profile, kind: profile, endpoints: [{{host: 127.0.0.1, port: {upstream}}}]}}
-""")
-    config = work / "gateway.yaml"
-    config.write_text("""
-auth:
-  token_key: {env: ISTHMUS_PII_TEST_KEY}
-  callers: [{name: crm, allow: ["*"], rate_per_s: 1000, burst: 1000}]
-""")
-    return topology, config
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -142,42 +112,28 @@ def test_no_pii_in_gateway_logs_at_debug(
 ) -> None:
     server, upstream_port = private
     listen = free_port()
-    topology, config = topology_yaml(tmp_path, listen, upstream_port)
+    topology = private_gateway_topology(
+        tmp_path / "topology.yaml", "pii-test", listen, upstream_port
+    )
+    config = tmp_path / "gateway.yaml"
+    config.write_text("""
+auth:
+  token_key: {env: ISTHMUS_PII_TEST_KEY}
+  callers: [{name: crm, allow: ["*"], rate_per_s: 1000, burst: 1000}]
+""")
     log_path = tmp_path / "gateway.log"
     env = {**os.environ, "ISTHMUS_PII_TEST_KEY": KEY_HEX, "GRPC_VERBOSITY": "DEBUG"}
-    with log_path.open("w") as log_file:
-        gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "gateway",
-                "--topology",
-                str(topology),
-                "--config",
-                str(config),
-                "--log-level",
-                "DEBUG",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            token = issue_token(bytes.fromhex(KEY_HEX), "crm", int(time.time()) + 300)
-            with grpc.insecure_channel(f"127.0.0.1:{listen}") as channel:
-                grpc.channel_ready_future(channel).result(timeout=30)
-                stub = profile_pb2_grpc.ProfileServiceStub(channel)
-                codes = run_calls(stub, token)
-                loop_thread.run(server.stop(0))  # the private zone goes away
-                down = run_calls(stub, token)
-                deadline = time.monotonic() + 10  # let health checks log the outage too
-                while "is unhealthy" not in log_path.read_text() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-        finally:
-            gateway.send_signal(signal.SIGTERM)
-            gateway.wait(30)
+    with gateway_process(topology, config, log_path, env, "--log-level", "DEBUG"):
+        token = issue_token(bytes.fromhex(KEY_HEX), "crm", int(time.time()) + 300)
+        with grpc.insecure_channel(f"127.0.0.1:{listen}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = profile_pb2_grpc.ProfileServiceStub(channel)
+            codes = run_calls(stub, token)
+            loop_thread.run(server.stop(0))  # the private zone goes away
+            down = run_calls(stub, token)
+            deadline = time.monotonic() + 10  # let health checks log the outage too
+            while "is unhealthy" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
     assert codes == {
         "resolve": grpc.StatusCode.OK,
         "upsert": grpc.StatusCode.OK,

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from isthmus.gateway.v1 import gateway_admin_pb2 as pb
 from isthmus.gateway.v1 import gateway_admin_pb2_grpc
 from services.gateway.auth import issue_token
+from tests.support.processes import free_port, gateway_process, private_gateway_topology
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY_HEX = "ab" * 32
@@ -29,51 +28,18 @@ auth:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, str]]:
     listen = free_port()
-    topology = tmp_path / "topology.yaml"
-    topology.write_text(f"""
-name: sighup-test
-gateway: {{listen: {{host: 127.0.0.1, port: {listen}}}}}
-zones:
-  - name: private
-    kind: private
-    services:
-      - {{name: profile, kind: profile, endpoints: [{{host: 127.0.0.1, port: {free_port()}}}]}}
-""")
+    topology = private_gateway_topology(
+        tmp_path / "topology.yaml", "sighup-test", listen, free_port()
+    )
     config = tmp_path / "gateway.yaml"
     config.write_text(BASE)
     log_path = tmp_path / "gateway.log"
     env = {**os.environ, "ISTHMUS_SIGHUP_TEST_KEY": KEY_HEX}
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "gateway",
-                "--topology",
-                str(topology),
-                "--config",
-                str(config),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc, config, log_path, f"127.0.0.1:{listen}"
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+    with gateway_process(topology, config, log_path, env) as proc:
+        yield proc, config, log_path, f"127.0.0.1:{listen}"
 
 
 def version_reader(address: str) -> Callable[[], str]:

@@ -83,3 +83,45 @@ run "partition_in_a_public_zone" {
 
   expect_failures = [terraform_data.checks]
 }
+
+run "database_cut_on_in_the_private_zone" {
+  command = apply
+
+  variables {
+    enabled            = true
+    zone_kind          = "private"
+    namespace          = "isthmus-private"
+    allowed_namespaces = ["isthmus-private"]
+    database_cut       = { enabled = true, hosts = ["10.40.0.15"] }
+  }
+
+  assert {
+    condition     = length(output.active) == 1 && output.active[0] == "db-down"
+    error_message = "only db-down is on"
+  }
+  assert {
+    condition     = length(output.helm_values.drills.databaseCut.hosts) == 1 && output.helm_values.drills.databaseCut.hosts[0] == "10.40.0.15"
+    error_message = "the database's hosts reach the chart"
+  }
+}
+
+run "database_cut_without_hosts" {
+  command = plan
+
+  variables {
+    database_cut = { enabled = true }
+  }
+
+  expect_failures = [var.database_cut]
+}
+
+run "database_cut_in_a_public_zone" {
+  command = plan
+
+  variables {
+    enabled      = true
+    database_cut = { enabled = true, hosts = ["10.40.0.15"] }
+  }
+
+  expect_failures = [terraform_data.checks]
+}
