@@ -198,7 +198,8 @@ def inspection_us(rounds: int = 2000) -> float:
 
     descriptors = load_descriptor_set()
     method = method_table(descriptors)["/isthmus.ads.v1.AdService/Rank"]
-    return per_call_us(RequestInspector(descriptors), method, request_bytes(), rounds)
+    inspector = RequestInspector(descriptors)
+    return per_call_us(lambda raw: inspector.check(method, raw), request_bytes(), rounds)
 
 
 def main() -> None:

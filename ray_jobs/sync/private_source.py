@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ray_jobs.sync.features_logic import personalization_allowed
-from services.private.config import PrivateZoneConfig
+from services.private.config import PrivateZoneConfig, keys_of
 from services.private.db import migrate
 from services.private.db.engine import Database
 from services.private.db.tables import erasures, profiles, unified_ids
@@ -39,7 +39,7 @@ def read_private(config: PrivateZoneConfig) -> PrivateInputs:
     db = Database(config.resolved_database_url())
     try:
         migrate.upgrade(db)  # a fresh database gets the schema; a current one is untouched
-        keys = Keys(config.master_key.read(), config.hmac_key.read())
+        keys = keys_of(config)
         return _read(db, keys)
     finally:
         db.dispose()

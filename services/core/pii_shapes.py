@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -127,6 +128,43 @@ def _plan(descriptor: Any) -> tuple[tuple[str, str, bool, Any], ...]:
                     items.append((field.name, _MSG, field.is_repeated, None))
         plan = _PLANS[descriptor.full_name] = tuple(items)
     return plan
+
+
+def strings(message: Message) -> list[tuple[str, str]]:
+    """Every non-empty string in `message` (nested, repeated and map fields included) with its
+    path, e.g. ("events[2].placement_id", "..."), in field order."""
+    return _strings(message, "")
+
+
+def field_name(path: str) -> str:
+    """The field's own name from a path of `strings` ("events[2].pseudonymous_user_id" ->
+    "pseudonymous_user_id"; a map key's path names no field: "")."""
+    if path.endswith(" (key)"):
+        return ""
+    return path.rsplit(".", 1)[-1].split("[", 1)[0]
+
+
+def has_field(descriptor: Any, wanted: Callable[[str], bool]) -> bool:
+    """Whether a message type can carry a string field whose name `wanted` accepts, at any
+    depth (worked out from the descriptors)."""
+    seen: set[str] = set()
+
+    def walk(d: Any) -> bool:
+        if d.full_name in seen:
+            return False
+        seen.add(d.full_name)
+        for name, kind, _, entry in _plan(d):
+            if kind is _STR and wanted(name):
+                return True
+            if kind is _MSG and walk(d.fields_by_name[name].message_type):
+                return True
+            if kind is _MAP:
+                value = entry.fields_by_name["value"]
+                if value.type == FieldDescriptor.TYPE_MESSAGE and walk(value.message_type):
+                    return True
+        return False
+
+    return walk(descriptor)
 
 
 def _strings(message: Message, prefix: str) -> list[tuple[str, str]]:

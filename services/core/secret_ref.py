@@ -3,6 +3,7 @@ reference secrets this way)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -41,10 +42,7 @@ class SecretRef(BaseModel):
         else:
             assert self.file is not None
             if not self.file.exists() and self.create_if_missing:
-                self.file.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as out:
-                    out.write(secrets.token_hex(32))
+                _create(self.file)
             try:
                 data = self.file.read_bytes().strip()
             except OSError as exc:
@@ -56,3 +54,21 @@ class SecretRef(BaseModel):
         if len(value) < 32:
             raise ValueError(f"secret from {self.env or self.file} is shorter than 32 bytes")
         return value
+
+
+def _create(path: Path) -> None:
+    """A new key file, all or nothing: written under a temporary name, then linked into place,
+    so processes starting together (the zones and gateways of `isthmus up` share some keys)
+    never read a half-written file, and only the first one's key is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process was first: use theirs
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

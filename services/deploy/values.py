@@ -369,6 +369,13 @@ class ChartValues(_Values):
     gateway: Gateway = Field(default_factory=Gateway, description="The one door.")
     private: Private = Field(default_factory=Private, description="Private zone settings.")
     public: Public = Field(default_factory=Public, description="Public zone settings.")
+    pseudonym_check_secret: str = Field(
+        default="isthmus-pseudonym-check",
+        pattern=_DNS,
+        description="Existing Secret with key `pseudonym-check.key`: the check key of "
+        "pseudonymous ids, the same in every release (the private services and data jobs mint "
+        "ids with it; the gateway and the event services verify them).",
+    )
     network_policy: bool = Field(default=True, description="Default deny plus allow rules.")
     pod_listen_host: str = Field(
         default="0.0.0.0",  # noqa: S104 (the chart's choice for pods, never a local run's)

@@ -326,6 +326,13 @@ class GatewayConfig(_Strict):
         "Read and checked at load; a broken file refuses the whole config.",
     )
 
+    pseudonym_check_key: SecretRef | None = Field(
+        default=None,
+        description="The check key of pseudonymous ids (the private zone's): a PUBLIC request "
+        "whose pseudonymous_*id field holds an id the private zone did not mint is refused "
+        "INVALID_ARGUMENT. Unset: only the ids' shape is checked. Read at load and on reload.",
+    )
+
     descriptor_sets: list[Path] = Field(
         default_factory=list,
         description="Other teams' contracts: FileDescriptorSets built with their imports "
@@ -365,6 +372,10 @@ class GatewayConfig(_Strict):
 
     def cluster(self, name: str) -> ClusterConfig:
         return next(c for c in self.clusters if c.name == name)
+
+    def pseudonym_check(self) -> bytes | None:
+        """The check key's bytes, read now (None when none is configured)."""
+        return self.pseudonym_check_key.read() if self.pseudonym_check_key else None
 
     def settings_of(self, cluster: ClusterConfig) -> ClusterSettings:
         """What governs `cluster`: its own settings, else the gateway-wide ones (Envoy's

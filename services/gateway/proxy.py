@@ -157,7 +157,7 @@ class Gateway:
             self._base_inspector
             if contract is self.base
             else RequestInspector(contract.descriptors)
-        )
+        ).with_check_key(config.pseudonym_check())
         if fallbacks is None:
             fallbacks = prepare_fallbacks(config)
         clusters = {}

@@ -107,6 +107,7 @@ def build(
     topology_file = run_dir / "topology.yaml"
     private_file = run_dir / "private.yaml"
     ads_file = run_dir / "ads.yaml"
+    events_file = run_dir / "events.yaml"
     instances = topology.gateway.instances
     if len(metrics_ports) < instances:
         raise ValueError(f"{instances} gateway instances need as many metrics ports")
@@ -116,6 +117,9 @@ def build(
     landing = topology.data.landing_uri
     postgres = _postgres_layout(topology, net, postgres)
     database_url = f"sqlite:///{private_dir / 'private.db'}" if postgres is None else postgres.url()
+    # The pseudonymous ids' check key: the private zone mints with it, the gateway and the
+    # event services verify with it (one file; whoever starts first creates it).
+    check_key = {"file": str(secrets / "pseudonym-check.key"), "create_if_missing": True}
     files = {
         topology_file: _yaml(runtime),
         private_file: _yaml(
@@ -123,16 +127,19 @@ def build(
                 "database_url": database_url,
                 "master_key": {"file": str(secrets / "master.key"), "create_if_missing": True},
                 "hmac_key": {"file": str(secrets / "hmac.key"), "create_if_missing": True},
+                "pseudonym_check_key": check_key,
                 "server": {"caller": _caller_trust(topology, net)},
             }
         ),
         ads_file: _yaml({"features_dir": features, "autoscaling": LOCAL_AUTOSCALING}),
+        events_file: _yaml({"pseudonym_check_key": check_key}),
     }
     gateway_listen = runtime["gateway"]["listen"]
     for i in range(instances):
         overrides = gateway_overrides(
             run_dir, gateway_listen, metrics_ports[i], shared=instances > 1
         )
+        overrides["pseudonym_check_key"] = check_key
         files[gateway_file(run_dir, i, instances)] = _yaml(overrides)
     processes: list[ProcessSpec] = []
     for zone_spec in topology.zones:
@@ -167,7 +174,8 @@ def build(
                 argv = isthmus("serve", kind.value, *common, "--config", str(private_file))
                 argv += ("--listen", listen)
             elif kind is ServiceKind.EVENTS:
-                argv = isthmus("serve", "events", "--listen", listen, "--landing-dir", landing)
+                argv = isthmus("serve", "events", "--config", str(events_file))
+                argv += ("--listen", listen, "--landing-dir", landing)
             else:
                 argv = isthmus("serve", "ads", *common, "--zone", zone["name"])
                 argv += ("--config", str(ads_file), "--run-dir", str(run_dir))

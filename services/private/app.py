@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from isthmus.orders.v1 import orders_pb2_grpc
 from services.core.blocking import BlockingPool
 from services.core.server import Binding, Server, create_server
-from services.private.config import PrivateZoneConfig
+from services.private.config import PrivateZoneConfig, keys_of
 from services.private.db import migrate
 from services.private.db.engine import Database
 from services.private.keys import Keys
@@ -36,7 +36,7 @@ def open_runtime(config: PrivateZoneConfig, name: str) -> PrivateRuntime:
     """Open the database (migrating it to the newest schema) and load the keys."""
     db = Database(config.resolved_database_url())
     migrate.upgrade(db)
-    keys = Keys(config.master_key.read(), config.hmac_key.read())
+    keys = keys_of(config)
     return PrivateRuntime(db, keys, BlockingPool(config.db_threads, name))
 
 

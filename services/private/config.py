@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.config import ServerConfig
 from services.core.secret_ref import SecretRef
+from services.private.keys import Keys
 
 
 class PrivateZoneConfig(BaseModel):
@@ -38,6 +39,12 @@ class PrivateZoneConfig(BaseModel):
         default=SecretRef(file=Path("var/private/secrets/hmac.key"), create_if_missing=True),
         description="Root of the keyed hashes (identifiers, pseudonyms, request fingerprints).",
     )
+    pseudonym_check_key: SecretRef | None = Field(
+        default=None,
+        description="The check key of pseudonymous ids (services/core/pseudonym.py), shared "
+        "with the gateway and the event service, which verify ids with it. Unset: derived "
+        "from hmac_key, and the doors can check only the ids' shape.",
+    )
     db_threads: int = Field(
         default=8, ge=1, le=64, description="Worker threads that run blocking database calls."
     )
@@ -62,3 +69,9 @@ class PrivateZoneConfig(BaseModel):
         if not url:
             raise ValueError(f"database_url_env: {self.database_url_env} is not set or empty")
         return url
+
+
+def keys_of(config: PrivateZoneConfig) -> Keys:
+    """The zone's keys, read from where its config says they live."""
+    check = config.pseudonym_check_key.read() if config.pseudonym_check_key else None
+    return Keys(config.master_key.read(), config.hmac_key.read(), check)

@@ -2,7 +2,8 @@
 
 - Identifiers are stored as HMAC-SHA256 under a key that never leaves this zone: a plain hash
   of a phone number is reversible by enumerating all numbers; a keyed one is not.
-- Pseudonymous ids for the public zones are a second, independent HMAC of the unified id.
+- Pseudonymous ids for the public zones are a second, independent HMAC of the unified id,
+  with a keyed check the doors can verify (services/core/pseudonym.py).
 - Personal fields are sealed with AES-256-GCM under a per-person data key (DEK); the DEK is
   stored only wrapped by the master key-encryption key (KEK). Destroying the wrapped DEK makes
   that person's ciphertext undecryptable (crypto-shredding).
@@ -11,7 +12,6 @@ All sub-keys are derived with HKDF from the two configured secrets, one label pe
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -20,6 +20,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from services.core import pseudonym
 
 NONCE_BYTES = 12
 
@@ -35,9 +37,14 @@ def _derive(root: bytes, label: str) -> bytes:
 class Keys:
     """All keyed operations of the private zone. Holds key bytes: never log or repr it."""
 
-    __slots__ = ("_fingerprint", "_identifier", "_kek", "_pseudonym", "master_key_id")
+    __slots__ = ("_check", "_fingerprint", "_identifier", "_kek", "_pseudonym", "master_key_id")
 
-    def __init__(self, master_key: bytes, hmac_key: bytes) -> None:
+    def __init__(
+        self, master_key: bytes, hmac_key: bytes, pseudonym_check_key: bytes | None = None
+    ) -> None:
+        """`pseudonym_check_key`: the check key the doors verify pseudonymous ids with (a
+        secret of its own); derived from `hmac_key` when not given, in which case only a
+        door given that derived key could check more than the shape."""
         self._kek = AESGCM(_derive(master_key, "isthmus/kek/v1"))
         self.master_key_id = hashlib.sha256(_derive(master_key, "isthmus/kek-id/v1")).hexdigest()[
             :16
@@ -45,6 +52,7 @@ class Keys:
         self._identifier = _derive(hmac_key, "isthmus/identifier/v1")
         self._pseudonym = _derive(hmac_key, "isthmus/pseudonym/v1")
         self._fingerprint = _derive(hmac_key, "isthmus/fingerprint/v1")
+        self._check = pseudonym_check_key or _derive(hmac_key, "isthmus/pseudonym-check/v1")
 
     def __repr__(self) -> str:
         return f"Keys(master_key_id={self.master_key_id})"
@@ -56,8 +64,7 @@ class Keys:
 
     def pseudonym(self, unified_id: str) -> str:
         """The id the public zones know a person by; not linkable without this zone's key."""
-        digest = hmac.new(self._pseudonym, unified_id.encode(), hashlib.sha256).digest()
-        return "p_" + base64.b32encode(digest[:16]).decode().rstrip("=").lower()
+        return pseudonym.mint(self._pseudonym, self._check, unified_id)
 
     def fingerprint(self, payload: bytes) -> str:
         """Keyed digest of a request, to compare replays without storing their content."""

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from isthmus.profile.v1 import profile_pb2 as pb
 from ray_jobs.sync.config import Locations
-from services.private.config import PrivateZoneConfig, SecretRef
+from services.private.config import PrivateZoneConfig, SecretRef, keys_of
 from services.private.db import migrate
 from services.private.db.engine import Database
-from services.private.keys import Keys
 from services.private.profile.store import ProfileStore
 from services.public.events.landing import LandingLog
 from services.topology.model import DataSpec
@@ -74,7 +73,7 @@ def make_world(root: Path, **spec_overrides: object) -> World:
     )
     db = Database(config.database_url)
     migrate.upgrade(db)
-    store = ProfileStore(db, Keys(config.master_key.read(), config.hmac_key.read()))
+    store = ProfileStore(db, keys_of(config))
     people = []
     for region, language, count in POPULATION:
         for i in range(count):

@@ -18,7 +18,8 @@ def build_server(config: EventsConfig) -> tuple[Server, int, Callable[[], None]]
     """The server and a cleanup that closes the landing log and the worker pool."""
     log = LandingLog(config.landing_dir)
     pool = BlockingPool(config.writer_threads, "events")
-    servicer = EventServicer(log, pool)
+    key = config.pseudonym_check_key.read() if config.pseudonym_check_key else None
+    servicer = EventServicer(log, pool, key)
     binding = Binding(
         EVENT_SERVICE, lambda s: events_pb2_grpc.add_EventServiceServicer_to_server(servicer, s)
     )

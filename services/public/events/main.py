@@ -1,6 +1,6 @@
 """`isthmus serve events`: the public zone's event service until SIGTERM. The config file
-is an EventsConfig; `--listen` and `--landing-dir` override it (the local platform passes
-only those)."""
+is an EventsConfig; `--listen` and `--landing-dir` override it (the local platform gives a
+file with the pseudonymous ids' check key, and those two)."""
 
 from __future__ import annotations
 

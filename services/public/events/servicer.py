@@ -20,9 +20,12 @@ ACCEPTED, DUPLICATE, REJECTED = (
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
-    def __init__(self, log: LandingLog, pool: BlockingPool) -> None:
+    def __init__(
+        self, log: LandingLog, pool: BlockingPool, pseudonym_check_key: bytes | None = None
+    ) -> None:
         self._log = log
         self._pool = pool
+        self._check_key = pseudonym_check_key
 
     async def Track(
         self, request: events_pb2.TrackRequest, context: grpc.aio.ServicerContext
@@ -35,7 +38,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         results = [events_pb2.EventResult(event_id=e.event_id) for e in request.events]
         fresh: dict[str, int] = {}
         for i, event in enumerate(request.events):
-            problem = event_problem(event, now)
+            problem = event_problem(event, now, self._check_key)
             if problem:
                 results[i].status, results[i].reason = REJECTED, problem
             elif event.event_id in fresh:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from isthmus.events.v1 import events_pb2
+from services.core import pseudonym
 from services.core.money import currency_problem
 from services.core.pii_shapes import shape_of
 
@@ -14,7 +15,11 @@ MAX_FUTURE_S = 300
 MAX_BATCH = 1000
 
 
-def event_problem(event: events_pb2.Event, now_s: float) -> str | None:
+def event_problem(
+    event: events_pb2.Event, now_s: float, check_key: bytes | None = None
+) -> str | None:
+    """Why the event cannot land (the field named, never its value), or None. `check_key`:
+    the pseudonymous ids' check key (without it, their shape alone is checked)."""
     if not EVENT_ID.match(event.event_id):
         return "event_id: must be 1 to 128 characters of [A-Za-z0-9._:-]"
     if event.type == events_pb2.EVENT_TYPE_UNSPECIFIED:
@@ -39,6 +44,9 @@ def event_problem(event: events_pb2.Event, now_s: float) -> str | None:
         shape = shape_of(value)
         if shape is not None:  # the gateway refuses it first; this is the second line
             return f"{name}: looks like {shape}; personal data may not land in the public zone"
+    wrong_id = pseudonym.problem(event.pseudonymous_user_id, check_key)
+    if wrong_id is not None:  # the gateway refuses it first; this is the second line
+        return f"pseudonymous_user_id: {wrong_id}"
     if event.HasField("conversion_value"):
         if event.type != events_pb2.EVENT_TYPE_CONVERSION:
             return "conversion_value: only for EVENT_TYPE_CONVERSION"

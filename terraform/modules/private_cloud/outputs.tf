@@ -6,6 +6,7 @@ output "namespace" {
 output "helm_values" {
   description = "The chart's values naming the Secrets this cluster holds."
   value = {
+    pseudonymCheckSecret = var.secret_names.pseudonym
     gateway = {
       tlsSecret         = var.secret_names.gateway_tls
       upstreamTlsSecret = var.secret_names.upstream_tls

@@ -24,6 +24,7 @@ variable "secret_names" {
     gateway_tls  = optional(string, "isthmus-gateway-tls")
     upstream_tls = optional(string, "isthmus-gateway-upstream-tls")
     token        = optional(string, "isthmus-gateway-token")
+    pseudonym    = optional(string, "isthmus-pseudonym-check")
   })
   default = {}
 }

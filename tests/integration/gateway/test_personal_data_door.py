@@ -95,3 +95,57 @@ def test_a_stream_is_cut_before_the_message_with_personal_data_goes_upstream(lab
     seen = seen_upstream(lab)
     assert not any("bob@example.org" in text for text in seen)
     assert "later" not in seen
+
+
+CHECK_KEY_HEX = "5a" * 32
+
+
+def minted(unified_id: str, check_key: bytes) -> str:
+    from services.core import pseudonym
+
+    return pseudonym.mint(b"k" * 32, check_key, unified_id)
+
+
+def rank_as(lab: Any, user: str) -> grpc.RpcError | None:
+    stub = ads_pb2_grpc.AdServiceStub(lab.channel)
+    try:
+        stub.Rank(rank_request(2, "r-p", user=user), metadata=auth(), timeout=5)
+    except grpc.RpcError as error:
+        return error
+    return None
+
+
+def test_a_raw_identifier_in_a_pseudonymous_id_is_refused_naming_the_field(lab: Any) -> None:
+    calls = sum(u.ads.calls for group in lab.upstreams.values() for u in group)
+    for raw in ("u_1234", "alice", "p_alice", "Grace Hopper"):  # no personal *shape* in these
+        error = rank_as(lab, raw)
+        assert error is not None, raw
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        ((field, description),) = bad_request(error)
+        assert field == "pseudonymous_user_id"
+        assert "is not a pseudonymous id" in description
+        assert raw not in description
+    assert sum(u.ads.calls for group in lab.upstreams.values() for u in group) == calls
+    assert rank_as(lab, "") is None  # anonymous
+    assert rank_as(lab, minted("u_1", b"x" * 32)) is None  # no check key: the shape only
+
+
+def test_with_the_check_key_only_ids_the_private_zone_minted_pass(
+    lab: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.core.secret_ref import SecretRef
+
+    monkeypatch.setenv("ISTHMUS_TEST_CHECK_KEY", CHECK_KEY_HEX)
+    config = lab.config_holder[0].model_copy(
+        update={"pseudonym_check_key": SecretRef(env="ISTHMUS_TEST_CHECK_KEY")}
+    )
+    lab.runtime.gateway.reload(config)
+    key = bytes.fromhex(CHECK_KEY_HEX)
+    assert rank_as(lab, minted("u_1", key)) is None
+    forged = minted("u_1", b"x" * 32)  # right shape, another check key
+    error = rank_as(lab, forged)
+    assert error is not None
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request(error) == [
+        ("pseudonymous_user_id", "fails its check: not an id the private zone minted")
+    ]

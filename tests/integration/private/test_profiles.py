@@ -14,8 +14,9 @@ from sqlalchemy import select
 from isthmus.common.v1 import common_pb2
 from isthmus.profile.v1 import profile_pb2 as pb
 from isthmus.profile.v1 import profile_pb2_grpc
+from services.private.config import keys_of
 from services.private.db.tables import audit_log, data_keys, identities, identity_merges, profiles
-from services.private.keys import Keys, UnreadableCiphertext, unseal
+from services.private.keys import UnreadableCiphertext, unseal
 
 PHONE_NATIONAL = "030 12345678"  # Berlin, read with region DE
 PHONE_E164 = "+493012345678"
@@ -134,7 +135,7 @@ def test_erase_shreds_pii_and_leaves_a_record(stub: Any, private_server: Any) ->
     assert rows(db, identities) == []
     # Even a copy of the old ciphertext taken before the erase is now undecryptable: no data
     # key for this person exists any more, and a fresh key cannot open it.
-    keys = Keys(config.master_key.read(), config.hmac_key.read())
+    keys = keys_of(config)
     assert keys.master_key_id
     with pytest.raises(UnreadableCiphertext):
         unseal(b"\x00" * 32, ciphertext, f"profile:{uid}")

@@ -14,8 +14,13 @@ from google.protobuf import timestamp_pb2
 from isthmus.common.v1 import common_pb2
 from isthmus.events.v1 import events_pb2 as pb
 from isthmus.events.v1 import events_pb2_grpc
+from services.core import pseudonym
+from services.core.secret_ref import SecretRef
 from services.public.events.app import build_server
 from services.public.events.config import EventsConfig
+
+CHECK_KEY = b"c" * 32
+USER = pseudonym.mint(b"k" * 32, CHECK_KEY, "u_1")  # as the private zone mints them
 
 
 def event(event_id: str, **fields: Any) -> pb.Event:
@@ -26,7 +31,7 @@ def event(event_id: str, **fields: Any) -> pb.Event:
         "type": pb.EVENT_TYPE_CLICK,
         "event_time": stamp,
         "ad_id": "ad-1",
-        "pseudonymous_user_id": "p_abc",
+        "pseudonymous_user_id": USER,
         "campaign_id": "c-1",
         "position": 1,
     }
@@ -154,3 +159,52 @@ def test_an_event_carrying_personal_data_is_rejected_and_never_lands(events_serv
     assert "alice@example.com" not in landed_text
     assert "13800138000" not in landed_text
     assert [r["event_id"] for r in landed(root)] == ["e-3"]
+
+
+def test_a_pseudonymous_id_the_private_zone_did_not_mint_is_rejected(
+    loop_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event service's own check (behind the gateway's): the id's shape always, and with
+    the check key, that the private zone minted it; the reason never repeats the value."""
+    monkeypatch.setenv("ISTHMUS_TEST_CHECK_KEY", CHECK_KEY.hex())
+    config = EventsConfig(
+        landing_dir=tmp_path / "landing",
+        pseudonym_check_key=SecretRef(env="ISTHMUS_TEST_CHECK_KEY"),
+    )
+
+    async def start() -> Any:
+        server, port, cleanup = build_server(config)
+        await server.start()
+        return server, port, cleanup
+
+    server, port, cleanup = loop_thread.run(start())
+    forged = pseudonym.mint(b"k" * 32, b"x" * 32, "u_1")  # right shape, wrong check key
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = events_pb2_grpc.EventServiceStub(channel).Track(
+                pb.TrackRequest(
+                    events=[
+                        event("e-1", pseudonymous_user_id="u_1234"),
+                        event("e-2", pseudonymous_user_id=forged),
+                        event("e-3"),
+                        event("e-4", pseudonymous_user_id=""),  # anonymous
+                    ]
+                )
+            )
+    finally:
+        loop_thread.run(server.stop(0))
+        cleanup()
+    verdicts = [(r.event_id, r.status, r.reason) for r in reply.results]
+    assert [s for _, s, _ in verdicts] == [
+        pb.EVENT_STATUS_REJECTED,
+        pb.EVENT_STATUS_REJECTED,
+        pb.EVENT_STATUS_ACCEPTED,
+        pb.EVENT_STATUS_ACCEPTED,
+    ]
+    assert verdicts[0][2].startswith("pseudonymous_user_id: is not a pseudonymous id")
+    assert verdicts[1][2] == (
+        "pseudonymous_user_id: fails its check: not an id the private zone minted"
+    )
+    assert "u_1234" not in verdicts[0][2]
+    assert forged not in verdicts[1][2]
+    assert sorted(r["event_id"] for r in landed(tmp_path / "landing")) == ["e-3", "e-4"]
