@@ -15,6 +15,11 @@ the sync takes; a continuous sync lets go of it between its runs, and `erase` wa
 4. the sink log's entries for those files get the new sizes (`sinklog.update_sizes`), and
    the journal is deleted.
 
+5. the public landing log: every landing file both queries have committed (the files pruning
+   would delete) is rewritten without the lines that carry an erased id, or deleted when
+   none is left; files not yet synced are left for the sync to read (its anti-join keeps
+   their erased events out) and are purged by the next `erase` once it has.
+
 Batch ids, offsets, commits and dedup state are untouched, so exactly-once holds afterwards:
 the sink log still lists the same files and the next batch id is unchanged. A crash in
 steps 3-4 leaves the journal; the next `erase` redoes it (filtering is idempotent). The
@@ -82,6 +87,8 @@ class EraseReport:
     erased_ids: int
     files_rewritten: int
     rows_removed: int
+    landing_files_rewritten: int = 0
+    landing_lines_removed: int = 0
 
 
 def write_erasure_table(locs: Locations, erased: list[str]) -> None:
@@ -172,7 +179,47 @@ def erase(locs: Locations, erased: list[str], wait_s: float = 0.0) -> EraseRepor
             purge_sink(locs.quarantine.path, line_mask(ids), ["line"]),
             purge_plain(locs.training.path, key_mask(ids)),
         ]
-    return EraseReport(len(ids), sum(r[0] for r in results), sum(r[1] for r in results))
+        landing = purge_landing(locs, ids) if locs.landing.is_local else (0, 0)
+    return EraseReport(len(ids), sum(r[0] for r in results), sum(r[1] for r in results), *landing)
+
+
+def erased_line(line: str, ids: set[str]) -> bool:
+    """Whether a landing line carries an erased id: its `pseudonymous_user_id`, or, for a
+    line that is not a JSON object (the quarantine's kind), the id anywhere in it (pure)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        return record.get(KEY) in ids
+    return any(pid in line for pid in ids)
+
+
+def purge_landing(locs: Locations, ids: set[str]) -> tuple[int, int]:
+    """Rewrite (or delete, when emptied) the landing files every query has committed that
+    carry an erased id; returns (files changed, lines removed). Idempotent."""
+    from ray_jobs.sync.prune import prunable
+
+    root = locs.landing.path.resolve()
+    checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path]
+    files = lines_removed = 0
+    for path in sorted(prunable(checkpoints)):
+        if root not in path.parents or not path.is_file():
+            continue
+        lines = path.read_text().splitlines()
+        kept = [line for line in lines if not erased_line(line, ids)]
+        if len(kept) == len(lines):
+            continue
+        if kept:
+            temp = path.with_name(f".{path.name}.erasing")
+            write_synced(temp, ("\n".join(kept) + "\n").encode())
+            os.rename(temp, path)
+        else:
+            path.unlink()
+        fsync_dir(path.parent)
+        files += 1
+        lines_removed += len(lines) - len(kept)
+    return files, lines_removed
 
 
 def _any(values: pa.Array) -> bool:

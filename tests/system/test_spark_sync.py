@@ -194,6 +194,9 @@ def test_erase_removes_the_person_from_warehouse_quarantine_and_next_snapshot(
     world.store.erase(victim.unified_id, "user request", "test")
     report = erasure.erase(world.locs, read_private(world.config).erased)
     assert report.rows_removed == len(mine) + 1  # events + the quarantined line
+    # The public landing log too: every file was synced, so every line of theirs goes.
+    assert report.landing_lines_removed == len(mine) + 1
+    assert landing_mentions(world, victim.pseudonym) == 0
     later = land_events(world, 200, seed=5, prefix="f")  # new events keep arriving, some theirs
     sync_events.run_available_now(spark, world.spec, world.locs)
     export_features.export(
@@ -219,7 +222,22 @@ def test_erase_removes_the_person_from_warehouse_quarantine_and_next_snapshot(
     assert snapshot is not None
     assert snapshot.lookup(victim.pseudonym) is None
     assert snapshot.lookup(world.people[4].pseudonym) is not None
-    assert erasure.erase(world.locs, read_private(world.config).erased).rows_removed == 0
+    theirs_later = [e for e in later if e["pseudonymous_user_id"] == victim.pseudonym]
+    assert landing_mentions(world, victim.pseudonym) == len(theirs_later) > 0
+    again = erasure.erase(world.locs, read_private(world.config).erased)
+    assert again.rows_removed == 0  # the sync's anti-join kept them out of the warehouse
+    assert again.landing_lines_removed == len(theirs_later)  # synced since: gone from landing
+    assert landing_mentions(world, victim.pseudonym) == 0
+    assert erasure.erase(world.locs, read_private(world.config).erased).landing_lines_removed == 0
+
+
+def landing_mentions(world: World, pid: str) -> int:
+    """Lines of the public landing log that carry `pid`."""
+    return sum(
+        line.count(pid)
+        for path in world.locs.landing.path.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    )
 
 
 def test_training_set_labels_impressions_with_features_as_of_each(spark: Any, world: World) -> None:

@@ -196,3 +196,15 @@ def test_sink_log_patch_changes_only_the_named_entries() -> None:
     assert json.loads(lines[2])["size"] == 7
     assert json.loads(lines[2])["modificationTime"] == 99
     assert sinklog.patch_entries(text, {"/s/z.parquet": (1, 1)}) is None
+
+
+def test_a_landing_line_is_erased_by_its_id_field_or_any_mention_when_not_json() -> None:
+    from ray_jobs.sync.erasure import erased_line
+
+    ids = {"p_gone"}
+    assert erased_line('{"event_id": "e1", "pseudonymous_user_id": "p_gone"}', ids)
+    assert not erased_line('{"event_id": "e2", "pseudonymous_user_id": "p_kept"}', ids)
+    # an id elsewhere in a well-formed record is not theirs (e.g. a campaign named like it)
+    assert not erased_line('{"event_id": "e3", "campaign_id": "p_gone"}', ids)
+    assert erased_line('{"event_id": bad json p_gone', ids)  # the quarantine's kind
+    assert not erased_line("not json at all", ids)
