@@ -51,7 +51,12 @@ def run_form(name: str, variables: dict[str, Any], report_dir: Path) -> tuple[st
     """Run the form; returns its verdict and the journal's path."""
     from chaoslib.experiment import run_experiment
 
-    journal: dict[str, Any] = run_experiment(load_form(name, variables), settings={})
+    experiment = load_form(name, variables)
+    # chaoslib reads the rollback strategy from the settings only (Chaos Toolkit's CLI copies
+    # the experiment's `runtime` there): without this, `rollbacks: {strategy: always}` would
+    # be ignored and an interrupted drill would leave its fault in place.
+    settings = {"runtime": experiment.get("runtime", {})}
+    journal: dict[str, Any] = run_experiment(experiment, settings=settings)
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / f"{name}.kubernetes.journal.json"
     path.write_text(json.dumps(journal, indent=2, default=str) + "\n")

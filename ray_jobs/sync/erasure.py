@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from ray_jobs.sync import sinklog
 from ray_jobs.sync.config import Locations
+from services.core import pseudonym
 from services.core.durable import fsync_dir, write_synced
 
 KEY = "pseudonymous_user_id"
@@ -169,9 +170,11 @@ def purge_plain(root: Path, mask: Mask) -> tuple[int, int]:
 def erase(locs: Locations, erased: list[str], wait_s: float = 0.0) -> EraseReport:
     """Apply every erasure recorded in the private DB to the warehouse (idempotent), once
     the warehouse lock is free (waiting up to `wait_s` for a sync's run to end)."""
-    ids = set(erased)
+    # Each id also in the form minted before pseudonymous ids had check characters: rows
+    # landed then carry that form.
+    ids = pseudonym.with_legacy_forms(set(erased))
     with warehouse_lock(locs, wait_s):
-        write_erasure_table(locs, erased)
+        write_erasure_table(locs, sorted(ids))
         if not ids:
             return EraseReport(0, 0, 0)
         results = [
@@ -180,7 +183,9 @@ def erase(locs: Locations, erased: list[str], wait_s: float = 0.0) -> EraseRepor
             purge_plain(locs.training.path, key_mask(ids)),
         ]
         landing = purge_landing(locs, ids) if locs.landing.is_local else (0, 0)
-    return EraseReport(len(ids), sum(r[0] for r in results), sum(r[1] for r in results), *landing)
+    return EraseReport(
+        len(set(erased)), sum(r[0] for r in results), sum(r[1] for r in results), *landing
+    )
 
 
 def erased_line(line: str, ids: set[str]) -> bool:
@@ -191,7 +196,8 @@ def erased_line(line: str, ids: set[str]) -> bool:
     except ValueError:
         record = None
     if isinstance(record, dict):
-        return record.get(KEY) in ids
+        value = record.get(KEY)
+        return isinstance(value, str) and value in ids
     return any(pid in line for pid in ids)
 
 
@@ -213,6 +219,11 @@ def purge_landing(locs: Locations, ids: set[str]) -> tuple[int, int]:
         if kept:
             temp = path.with_name(f".{path.name}.erasing")
             write_synced(temp, ("\n".join(kept) + "\n").encode())
+            # Keep the file's age: Spark's file source forgets a path after maxFileAge and
+            # would take a file that looks new for a new one (the quarantine would read it
+            # again).
+            before = path.stat()
+            os.utime(temp, ns=(before.st_atime_ns, before.st_mtime_ns))
             os.rename(temp, path)
         else:
             path.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from services.topology.model import DataSpec
 
@@ -34,11 +35,19 @@ def spark_conf(spec: DataSpec) -> dict[str, str]:
     }
     if spec.driver_java_options:  # read as the driver's JVM starts (PySpark's spark-submit)
         conf["spark.driver.extraJavaOptions"] = spec.driver_java_options
-    if spec.spark_master.startswith("local"):
-        # Local runs stay on loopback: nothing else on the network reaches the driver.
+    if on_loopback(spec.spark_master):
+        # Local runs, and a standalone master on this machine's loopback, stay on loopback:
+        # nothing else on the network reaches the driver (its executors connect back to it).
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
     return conf
+
+
+def on_loopback(master: str) -> bool:
+    """Whether the Spark master is this process (`local[N]`) or listens on loopback."""
+    if master.startswith("local"):
+        return True
+    return urlparse(master).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def build_session(spec: DataSpec, app_name: str) -> SparkSession:

@@ -30,7 +30,7 @@ PREFIX = "p_"
 BODY_CHARS = 26  # 128 bits
 CHECK_CHARS = 4  # 20 bits
 LENGTH = len(PREFIX) + BODY_CHARS + CHECK_CHARS
-SHAPE = re.compile(rf"^{PREFIX}[a-z2-7]{{{BODY_CHARS + CHECK_CHARS}}}$", re.ASCII)
+SHAPE = re.compile(rf"{PREFIX}[a-z2-7]{{{BODY_CHARS + CHECK_CHARS}}}", re.ASCII)  # fullmatch
 FIELD_PREFIX = "pseudonymous_"  # a string field named pseudonymous_* holds one
 
 
@@ -54,7 +54,7 @@ def problem(value: str, check_key: bytes | None) -> str | None:
     one or is empty (anonymous). Without a check key only the shape is checked."""
     if not value:
         return None
-    if not SHAPE.match(value):
+    if not SHAPE.fullmatch(value):
         return (
             f"is not a pseudonymous id ({PREFIX} and {BODY_CHARS + CHECK_CHARS} characters "
             "of a-z and 2-7, as ResolveIdentity returns them)"
@@ -64,6 +64,14 @@ def problem(value: str, check_key: bytes | None) -> str | None:
         if not hmac.compare_digest(check, check_chars(check_key, body)):
             return "fails its check: not an id the private zone minted"
     return None
+
+
+def with_legacy_forms(ids: set[str]) -> set[str]:
+    """`ids` plus, for each id of this format, the form the private zone minted before the
+    check characters existed (`p_` + the same body): rows landed before the format changed
+    carry that one, and an erasure must reach them too (pure)."""
+    legacy = {i[: len(PREFIX) + BODY_CHARS] for i in ids if SHAPE.fullmatch(i)}
+    return ids | legacy
 
 
 def is_pseudonym_field(name: str) -> bool:

@@ -18,8 +18,9 @@ cluster from the servers themselves.
    `sensitive_attempts_on_public_clusters`, from `isthmus_gateway_attempts_total`).
 
 Every gateway pod is scraped: `--gateway-pods` names a headless Service, whose DNS name
-resolves to each ready pod. Prints one line per check and exits 1 on any deviation, so
-`helm test` fails.
+resolves to each ready pod. A pod whose counters cannot be read is a deviation; a pod that
+became ready during the window is reported, not judged (its counters span its life, not the
+window). Prints one line per check and exits 1 on any deviation, so `helm test` fails.
 """
 
 from __future__ import annotations
@@ -188,32 +189,36 @@ def scrape(address: str, timeout_s: float) -> Counters:
         return parse(response.read().decode())
 
 
-def scrape_pods(host_port: str, timeout_s: float) -> dict[str, Counters]:
-    """Every gateway pod's counters; a pod that cannot be scraped is left out (it is reported
-    by its health check)."""
-    out = {}
+def scrape_pods(host_port: str, timeout_s: float) -> tuple[dict[str, Counters], set[str]]:
+    """Every ready gateway pod's counters, and the pods whose counters could not be read."""
+    out, unread = {}, set()
     for address in pod_addresses(host_port):
         try:
             out[address] = scrape(address, timeout_s)
-        except OSError as exc:
-            print(f"{address:<40} metrics not read: {exc}")
-    return out
+        except OSError:
+            unread.add(address)
+    return out, unread
 
 
 def gateway_checks(args: argparse.Namespace) -> list[tuple[bool, str]]:
-    first = scrape_pods(args.gateway_pods, args.timeout_s)
+    first, unread = scrape_pods(args.gateway_pods, args.timeout_s)
     print(f"watching {len(first)} gateway pod(s) for {args.window_s:g} s", flush=True)
     time.sleep(args.window_s)
-    last = scrape_pods(args.gateway_pods, args.timeout_s)
-    if not last:
-        return [(False, f"no gateway pod's metrics could be read at {args.gateway_pods}")]
-    window = total(increase(first.get(a), c) for a, c in last.items())
+    last, unread_last = scrape_pods(args.gateway_pods, args.timeout_s)
+    checks = [(False, f"gateway pod {a}: metrics not read") for a in sorted(unread | unread_last)]
+    judged = sorted(set(first) & set(last))
+    if not judged:
+        return [*checks, (False, "no gateway pod read at both ends of the window")]
+    checks.append((True, f"gateway pods judged over the window: {len(judged)}"))
+    late = sorted(set(last) - set(first))
+    if late:  # ready only since the window began: its counters would be a lifetime's
+        checks.append((True, f"gateway pods ready during the window, not judged: {late}"))
+    window = total(increase(first[a], last[a]) for a in judged)
     classes = [
         class_window("PUBLIC", window, args.public_method),
         class_window("SENSITIVE", window, args.sensitive_method),
     ]
     leaked = sensitive_on_public(total(last.values()), args.public_cluster, args.sensitive_method)
-    checks = [(True, f"gateway pods scraped: {len(last)}")]
     return checks + judge(classes, leaked, args.min_success_ratio, args.require_calls)
 
 

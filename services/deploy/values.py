@@ -280,9 +280,10 @@ class HelmTest(_Values):
     window_seconds: int = Field(
         default=30,
         ge=1,
-        le=600,
+        le=240,
         description="How long the gateway's call counters are watched (private release); the "
-        "success ratio of each class must stay at 1 - observability.errorRatioSlo or above.",
+        "success ratio of each class must stay at 1 - observability.errorRatioSlo or above. "
+        "At most 240, inside `helm test`'s default 5-minute timeout.",
     )
     require_calls: bool = Field(
         default=False,

@@ -111,11 +111,11 @@ class RequestInspector:
                 elif message.HasField(name):
                     out += self._pseudonym_values(value, f"{prefix}{name}.")
             else:  # a map whose values can carry one: the generic walk, this field only
-                for path, text in strings(message):
-                    if path.startswith(prefix + name) and pseudonym.is_pseudonym_field(
+                for path, text in strings(message):  # paths relative to `message`
+                    if path.startswith(name + "[") and pseudonym.is_pseudonym_field(
                         field_name(path)
                     ):
-                        out.append((path, text))
+                        out.append((prefix + path, text))
         return out
 
     def _plan(self, descriptor: Any) -> list[tuple[str, str, bool]]:

@@ -102,6 +102,7 @@ def test_the_probe_passes_when_only_callers_err_and_deviates_when_the_platform_f
     # Callers' own mistakes (no token: UNAUTHENTICATED) are not the platform failing.
     code, out = watch(metrics, lambda: get_profiles(address, 5, with_token=False))
     assert code == 0, out
+    assert "gateway pods judged over the window: 1" in out
     assert "SENSITIVE success ratio 1.000000 over 5 calls (0 failed" in out
     assert "PUBLIC success ratio: no calls in the window: not measured" in out
     assert "SENSITIVE attempts on public clusters: 0" in out
@@ -135,3 +136,19 @@ def test_the_probe_passes_when_only_callers_err_and_deviates_when_the_platform_f
     assert all('error_type="UNAVAILABLE"' in line for line in unavailable)
     assert unauthenticated
     assert all('error_type=""' in line for line in unauthenticated)
+
+
+def test_a_gateway_pod_whose_counters_cannot_be_read_is_a_deviation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.deploy import steady_state
+
+    silent = free_port()  # nothing listens there: a pod that does not answer its scrape
+    code = steady_state.main(
+        ["--gateway-pods", f"127.0.0.1:{silent}", "--window-s", "0.1",
+         "--sensitive-method", GET_PROFILE]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"DEVIATED  gateway pod 127.0.0.1:{silent}: metrics not read" in out
+    assert "DEVIATED  no gateway pod read at both ends of the window" in out

@@ -108,6 +108,22 @@ class FakeKubeApi:
         return self.custom.get(("batch/v1", "jobs", namespace, name))
 
     # ---- the Job controller (call with the lock held) ------------------------------------
+    def _inject(self, namespace: str, chaos: dict[str, Any]) -> None:
+        """Chaos Mesh's controller, as far as the drills read it: the running pods the
+        selector's labels match now get the fault (pods started later do not)."""
+        selector = chaos["spec"].get("selector", {})
+        wanted = selector.get("labelSelectors")
+        namespaces = selector.get("namespaces") or [namespace]
+        records = []
+        if wanted:
+            records = [
+                {"id": f"{ns}/{name}", "phase": "Injected", "injectedCount": 1,
+                 "recoveredCount": 0, "selectorKey": "."}
+                for (ns, name), pod in self.pods.items()
+                if ns in namespaces and _matches(pod, wanted) and _is_running(pod)
+            ]  # fmt: skip
+        chaos["status"] = {"experiment": {"containerRecords": records, "desiredPhase": "Run"}}
+
     def _start_job_pod(self, namespace: str, job: dict[str, Any]) -> None:
         name = job["metadata"]["name"]
         labels = {
@@ -215,6 +231,10 @@ def _condition(kind: str) -> dict[str, str]:
 def _matches(obj: dict[str, Any], wanted: dict[str, str]) -> bool:
     labels = obj["metadata"].get("labels", {})
     return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _is_running(pod: dict[str, Any]) -> bool:
+    return bool(pod["status"]["phase"] == "Running")
 
 
 def _is_ready(pod: dict[str, Any]) -> bool:
@@ -329,6 +349,8 @@ def _handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 )
                 with api.lock:
                     api.custom[key] = body
+                    if plural == "networkchaos":
+                        api._inject(namespace, body)
                     if (group_version, plural) == ("batch/v1", "jobs"):
                         body["status"] = {}
                         api.jobs_created.append(copy.deepcopy(body))
@@ -339,6 +361,14 @@ def _handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
         def do_PATCH(self) -> None:
             url = urlparse(self.path)
             body = self._body()
+            if (m := CUSTOM.match(url.path)) and m.group(3) == "cronjobs":
+                group_version, namespace, plural, name = m.groups()
+                with api.lock:
+                    found = api.custom.get((group_version, plural, namespace, name or ""))
+                    if found is None:
+                        return self._not_found()
+                    _merge(found, body)  # a JSON merge patch (RFC 7386)
+                return self._send(200, found)
             if (m := DEPLOYMENT.match(url.path)) and m.group(3):
                 namespace, name, _ = m.groups()
                 found = api.deployments.get((namespace, name))
@@ -372,3 +402,14 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
         "code": code,
         "message": message,
     }
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """Apply a JSON merge patch in place: None deletes a key, objects merge, the rest replace."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value

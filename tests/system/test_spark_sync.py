@@ -192,7 +192,10 @@ def test_erase_removes_the_person_from_warehouse_quarantine_and_next_snapshot(
     assert mine <= set(warehouse_ids(spark, world))
 
     world.store.erase(victim.unified_id, "user request", "test")
+    ages = {p: p.stat().st_mtime_ns for p in world.locs.landing.path.rglob("*.jsonl")}
     report = erasure.erase(world.locs, read_private(world.config).erased)
+    # A rewritten landing file keeps its age (the file source would take a new one for new).
+    assert all(p.stat().st_mtime_ns == ns for p, ns in ages.items() if p.exists())
     assert report.rows_removed == len(mine) + 1  # events + the quarantined line
     # The public landing log too: every file was synced, so every line of theirs goes.
     assert report.landing_lines_removed == len(mine) + 1

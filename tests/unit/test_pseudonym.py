@@ -81,6 +81,14 @@ def test_anonymous_is_allowed_and_the_private_keys_mint_the_format() -> None:
     assert pseudonym.problem(derived.pseudonym("u_1"), CHECK_KEY) is not None
 
 
+def test_an_erasure_reaches_the_ids_minted_before_the_check_characters() -> None:
+    new = pseudonym.mint(PSEUDONYM_KEY, CHECK_KEY, "u_1")
+    legacy = new[:28]  # what Keys.pseudonym returned before: p_ + the same body
+    assert pseudonym.with_legacy_forms({new}) == {new, legacy}
+    assert pseudonym.with_legacy_forms({"p_other"}) == {"p_other"}
+    assert pseudonym.problem(new + "\n", None) is not None  # no trailing newline sneaks past
+
+
 def test_the_field_convention() -> None:
     assert pseudonym.is_pseudonym_field("pseudonymous_user_id")
     assert pseudonym.is_pseudonym_field("pseudonymous_id")

@@ -208,3 +208,4 @@ def test_a_landing_line_is_erased_by_its_id_field_or_any_mention_when_not_json()
     assert not erased_line('{"event_id": "e3", "campaign_id": "p_gone"}', ids)
     assert erased_line('{"event_id": bad json p_gone', ids)  # the quarantine's kind
     assert not erased_line("not json at all", ids)
+    assert not erased_line('{"event_id": "e4", "pseudonymous_user_id": ["p_gone"]}', ids)

@@ -1,0 +1,209 @@
+"""The sync beyond `local[2]`, each way run once for real:
+- against a standalone Spark master and worker the test starts from the installed PySpark
+  (`spark-class ...Master` / `...Worker`, on 127.0.0.1): the run's executors are the worker's,
+  and the master's own JSON status lists the finished application;
+- submitted as a Ray job (`JobSubmissionClient`, what `ray job submit` calls) to a Ray head
+  the test starts (`ray start --head`, dashboard on 127.0.0.1), whose job supervisor runs
+  `python -m ray_jobs.sync events`.
+Both land the same events in the warehouse, read through the sink's log, exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from ray_jobs.sync import sinklog
+from tests.support.processes import free_port
+from tests.system.spark_world import World, land_events, make_world
+
+pytestmark = pytest.mark.system
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def warehouse_ids(world: World) -> list[str]:
+    return [
+        value
+        for path in sinklog.live_files(world.locs.events.path)
+        for value in pq.ParquetFile(path).read(columns=["event_id"]).column(0).to_pylist()
+    ]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float, proc: Any = None) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found = check()
+        except OSError:
+            found = None
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@contextmanager
+def started(
+    command: list[str], log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process in a session of its own; its whole process group is ended afterwards (only
+    what this test started)."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield proc
+        finally:
+            for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+
+
+def sync_report(stdout: str) -> dict[str, Any]:
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert lines, stdout[-3000:]
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def test_the_sync_runs_on_a_standalone_spark_master_and_worker(tmp_path: Path) -> None:
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    spark_class = str(spark_home / "bin" / "spark-class")
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
+    port, ui = free_port(), free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    status_url = f"http://127.0.0.1:{ui}/json/"
+    master_cmd = [spark_class, "org.apache.spark.deploy.master.Master",
+                  "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui)]  # fmt: skip
+    worker_cmd = [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                  "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
+                  master_url]  # fmt: skip
+    world = make_world(tmp_path / "world", spark_master=master_url)
+    landed = land_events(world, 400, seed=11, prefix="s")
+    topology = world.write_topology()
+    with (
+        started(master_cmd, tmp_path / "master.log", env) as master,
+        started(worker_cmd, tmp_path / "worker.log", env),
+    ):
+        wait_for("master up", lambda: get_json(status_url)["status"] == "ALIVE", 120, master)
+        wait_for(
+            "worker registered",
+            lambda: [w for w in get_json(status_url)["workers"] if w["state"] == "ALIVE"],
+            120,
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", "sync", "events", "--topology", str(topology)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        apps = get_json(status_url)["completedapps"] + get_json(status_url)["activeapps"]
+    report = sync_report(done.stdout)
+    assert [a["name"] for a in apps] == ["isthmus-sync-events"]  # it ran on this master
+    ids = warehouse_ids(world)
+    assert len(ids) == len(set(ids)) == len({e["event_id"] for e in landed})
+    assert report["landing_lines"] == len(landed)
+
+
+SUBMIT = """
+import json, sys, time
+from ray.job_submission import JobSubmissionClient
+address, entrypoint, pythonpath = sys.argv[1:4]
+deadline = time.monotonic() + 120
+while True:  # the dashboard takes a while to come up
+    try:
+        client = JobSubmissionClient(address)
+        break
+    except Exception:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(1)
+job = client.submit_job(entrypoint=entrypoint, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+while (status := client.get_job_status(job)).is_terminal() is False:
+    time.sleep(1)
+print(json.dumps({"job": job, "status": str(status.value), "logs": client.get_job_logs(job)}))
+"""
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A network namespace of the test's own, with only loopback: Ray's GCS and raylet listen
+    on every interface (not configurable), so they run where every interface is loopback."""
+    from services.local import netns
+
+    if not netns.can_isolate():
+        pytest.skip("a network namespace needs root and `ip` (Ray binds every interface)")
+    name = f"ismrj{os.getpid()}"
+    netns.run_ip(["ip", "netns", "add", name])
+    try:
+        netns.run_ip(["ip", "-n", name, "link", "set", "lo", "up"])
+        yield name
+    finally:
+        netns.run_ip(["ip", "netns", "delete", name], check=False)
+
+
+def test_the_sync_runs_as_a_ray_job(tmp_path: Path, namespace: str) -> None:
+    import tempfile
+
+    world = make_world(tmp_path / "world")
+    landed = land_events(world, 400, seed=12, prefix="r")
+    topology = world.write_topology()
+    gcs, dashboard = free_port(), free_port()
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    inside = ["ip", "netns", "exec", namespace]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    # Ray's socket paths must fit in 107 bytes: a short directory, not pytest's.
+    temp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
+    head = [*inside, ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+            f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}", "--dashboard-agent-listen-port=0", "--num-cpus=1",
+            "--object-store-memory=100000000", f"--temp-dir={temp}",
+            "--disable-usage-stats"]  # fmt: skip
+    entrypoint = f"{sys.executable} -m ray_jobs.sync events --topology {topology}"
+    try:
+        with started(head, tmp_path / "ray-head.log", env) as proc:
+            submitted = subprocess.run(
+                [*inside, sys.executable, "-c", SUBMIT, f"http://127.0.0.1:{dashboard}",
+                 entrypoint, str(ROOT)],
+                env=env, capture_output=True, text=True, timeout=900, check=False,
+            )  # fmt: skip
+            assert proc.poll() is None, (tmp_path / "ray-head.log").read_text()[-3000:]
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    outcome = json.loads(submitted.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "SUCCEEDED", outcome["logs"][-3000:]
+    assert outcome["job"].startswith("raysubmit_")
+    report = sync_report(outcome["logs"])
+    ids = warehouse_ids(world)
+    assert len(ids) == len(set(ids)) == len({e["event_id"] for e in landed})
+    assert report["landing_lines"] == len(landed)
