@@ -125,3 +125,41 @@ def test_the_gateway_finds_a_bad_id_deep_in_a_batch_and_names_its_path() -> None
     request.pseudonymous_user_id = "u_1"
     with pytest.raises(InvalidArgument):
         inspector.with_check_key(None).check(rank, request.SerializeToString())
+
+
+def test_an_id_in_a_map_inside_a_nested_message_is_checked() -> None:
+    """Other teams' contracts may carry ids in maps of messages, at any depth."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    from services.contract.descriptors import MethodInfo
+    from services.core.errors import InvalidArgument
+    from services.gateway.inspection import RequestInspector
+
+    proto = descriptor_pb2.FileDescriptorProto(name="team.proto", package="team", syntax="proto3")
+    entry = proto.message_type.add(name="Entry")
+    entry.field.add(name="pseudonymous_user_id", number=1, type=9, label=1)  # string
+    inner = proto.message_type.add(name="Inner")
+    attrs_entry = inner.nested_type.add(name="AttrsEntry")
+    attrs_entry.options.map_entry = True
+    attrs_entry.field.add(name="key", number=1, type=9, label=1)
+    attrs_entry.field.add(name="value", number=2, type=11, label=1, type_name=".team.Entry")
+    inner.field.add(name="attrs", number=1, type=11, label=3, type_name=".team.Inner.AttrsEntry")
+    outer = proto.message_type.add(name="Outer")
+    outer.field.add(name="inner", number=1, type=11, label=1, type_name=".team.Inner")
+    descriptors = descriptor_pb2.FileDescriptorSet(file=[proto])
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(proto.SerializeToString())
+    message = message_factory.GetMessageClass(pool.FindMessageTypeByName("team.Outer"))()
+    method = cast(MethodInfo, SimpleNamespace(is_public=True, input_type="team.Outer"))
+    inspector = RequestInspector(descriptors, CHECK_KEY)
+
+    message.inner.attrs["a"].pseudonymous_user_id = pseudonym.mint(PSEUDONYM_KEY, CHECK_KEY, "u")
+    inspector.check(method, message.SerializeToString())
+    message.inner.attrs["b"].pseudonymous_user_id = "not-an-id"
+    with pytest.raises(InvalidArgument) as caught:
+        inspector.check(method, message.SerializeToString())
+    assert caught.value.violations[0].field.startswith("inner.attrs[")
+    assert caught.value.violations[0].field.endswith("].pseudonymous_user_id")
