@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 import yaml
 
 from services.local.report import leak_scan
@@ -48,3 +49,23 @@ def test_pretty_json_numbers_are_not_phone_numbers_but_shopper_ids_are_found(
     report = leak_scan(run_dir, [shopper()])
     assert report["problem_count"] == 1
     assert "events.jsonl" in report["problems"][0]
+
+
+def test_a_file_renamed_during_the_scan_is_found_where_it_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event service renames a batch from `_incoming/` into its partition while a drill's
+    leak scan runs: the scan must read it at its new path, not fail or skip it."""
+    import services.local.report as report_module
+
+    run_dir, landing = world(tmp_path)
+    staged = landing / "_incoming" / "batch.jsonl"
+    placed = landing / "date=2026-11-30" / "hour=21" / "batch.jsonl"
+    placed.parent.mkdir(parents=True)
+    placed.write_text(json.dumps({"note": "alice@example.com"}) + "\n")
+    listings = iter([[staged, placed], [placed]])  # the first listing still saw it staged
+    monkeypatch.setattr(report_module, "public_files", lambda _run_dir: next(listings))
+    report = leak_scan(run_dir, [])
+    assert report["files_scanned"] == 1
+    assert report["problem_count"] == 1
+    assert "batch.jsonl" in report["problems"][0]
