@@ -2,8 +2,10 @@
 the gateway as it was before the work on it as every team's door (`--baseline`, a commit:
 its tree is taken with `git archive` and run with this checkout's generated code).
 
-Latency: 1 call in flight; throughput: 32 in flight from 2 client processes; every status is
-checked. Each proxy's CPU per call is read from /proc (user + system time of its processes
+The request is a 10-candidate Rank for a known viewer: its pseudonymous id is minted under
+the bench's check key, which the gateway under test holds (so it verifies the id; the
+baseline predates the check). Latency: 1 call in flight; throughput: 32 in flight from 2
+client processes; every status is checked. Each proxy's CPU per call is read from /proc (user + system time of its processes
 over the throughput run, divided by the calls answered); the PII inspection's share is its
 in-process cost on the same request (bench/inspection_bench.py) over the gateway's CPU per
 call. Results go to bench/results/gateway.json.
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
 PATH = "/isthmus.ads.v1.AdService/Rank"
 KEY_HEX = "cd" * 32
+CHECK_KEY_HEX = "ce" * 32
 # The last commit before the gateway's routes, retries, inspection and contracts were reworked
 # (issue 17): "before" in the comparison.
 BASELINE = "4f695e1"
@@ -90,8 +93,14 @@ http {{
 
 
 def gateway_files(
-    work: Path, listen: int, upstream: int, trace_sample_ratio: float = 1.0
+    work: Path,
+    listen: int,
+    upstream: int,
+    trace_sample_ratio: float = 1.0,
+    check_pseudonyms: bool = True,
 ) -> tuple[Path, Path]:
+    """`check_pseudonyms`: give the gateway the pseudonymous ids' check key (the baseline
+    predates it and would refuse the setting)."""
     topology = work / "topology.yaml"
     topology.write_text(f"""
 name: bench
@@ -113,12 +122,20 @@ server:
   listen: {{host: 127.0.0.1, port: {listen}}}
   telemetry: {{trace_sample_ratio: {trace_sample_ratio}}}
 """)
+    if check_pseudonyms:
+        with config.open("a") as out:
+            out.write("pseudonym_check_key: {env: ISTHMUS_BENCH_CHECK_KEY}\n")
     return topology, config
 
 
 def request_bytes() -> bytes:
+    """A 10-candidate Rank for a known viewer (a pseudonymous id minted under the bench's
+    check key, as the private zone would mint it)."""
+    from services.core import pseudonym
+
     return ads_pb2.RankRequest(
         request_id="bench",
+        pseudonymous_user_id=pseudonym.mint(b"p" * 32, bytes.fromhex(CHECK_KEY_HEX), "u-bench"),
         context=ads_pb2.RankContext(placement_id="home", slot_count=3),
         candidates=[
             ads_pb2.Candidate(ad_id=f"ad-{i}", campaign_id="c", cpc_bid_micros=100 + i)
@@ -191,14 +208,16 @@ def baseline_tree(ref: str, work: Path) -> Path:
 
 
 def inspection_us(rounds: int = 2000) -> float:
-    """The PII inspection's CPU per call on the bench's request, in process."""
+    """The inspection's CPU per call on the bench's request, in process (personal shapes and
+    the viewer's pseudonymous id, under the check key; the id verified once, then cached,
+    as the gateway does)."""
     from bench.inspection_bench import per_call_us
     from services.contract.descriptors import load_descriptor_set, method_table
     from services.gateway.inspection import RequestInspector
 
     descriptors = load_descriptor_set()
     method = method_table(descriptors)["/isthmus.ads.v1.AdService/Rank"]
-    inspector = RequestInspector(descriptors)
+    inspector = RequestInspector(descriptors, bytes.fromhex(CHECK_KEY_HEX))
     return per_call_us(lambda raw: inspector.check(method, raw), request_bytes(), rounds)
 
 
@@ -239,7 +258,11 @@ def main() -> None:
             topology, config = gateway_files(
                 work, gateway_port, int(upstream), args.trace_sample_ratio
             )
-            env = {**os.environ, "ISTHMUS_BENCH_TOKEN_KEY": KEY_HEX}
+            env = {
+                **os.environ,
+                "ISTHMUS_BENCH_TOKEN_KEY": KEY_HEX,
+                "ISTHMUS_BENCH_CHECK_KEY": CHECK_KEY_HEX,
+            }
             gateway_proc, line = start(gateway_argv(topology, config), env)
             procs.append(gateway_proc)
             assert line.startswith("listening on"), line
@@ -248,7 +271,7 @@ def main() -> None:
                 tree = baseline_tree(args.baseline, work)
                 old_port = free_port()
                 old_topology, old_config = gateway_files(
-                    tree, old_port, int(upstream), args.trace_sample_ratio
+                    tree, old_port, int(upstream), args.trace_sample_ratio, False
                 )
                 # Its own code first, this checkout's generated protos (additive since).
                 path = f"{tree}{os.pathsep}{ROOT / 'gen' / 'python'}"
