@@ -5,7 +5,8 @@ its tree is taken with `git archive` and run with this checkout's generated code
 The request is a 10-candidate Rank for a known viewer: its pseudonymous id is minted under
 the bench's check key, which the gateway under test holds (so it verifies the id; the
 baseline predates the check). Latency: 1 call in flight; throughput: 32 in flight from 2
-client processes; every status is checked. Each proxy's CPU per call is read from /proc (user + system time of its processes
+client processes; every status is checked. Each proxy's CPU per call is read from /proc
+(user + system time of its processes
 over the throughput run, divided by the calls answered); the PII inspection's share is its
 in-process cost on the same request (bench/inspection_bench.py) over the gateway's CPU per
 call. Results go to bench/results/gateway.json.
