@@ -76,6 +76,12 @@ def test_allowlist_fails_closed_on_an_extra_missing_or_retyped_column() -> None:
         # Spark part-file names carry UUIDs whose all-digit groups once read as a phone number.
         ("part-00000-0add2bdd-4831-9275-1234-34c31fdb89ab-c000.snappy.parquet", None),
         ("0add2bdd-4831-9275-1234-34c31fdb89ab call +49 170 1234567", "phone number"),
+        ("+49 170 1234 567890", "phone number"),  # 15 digits: the E.164 maximum
+        ("4111 1111 1111 1111", "payment card number"),
+        ("4111111111111112", None),  # 16 digits, not a card (Luhn), too long for a phone
+        # A uuid4 hex id that happens to be all digits (about 1 in 1.4 million): an id, not a
+        # phone number (it once failed the demo's leak scan as one).
+        ("35064222875745399982665407594670", None),
     ],
 )
 def test_pii_patterns(value: str, kind: str | None) -> None:
