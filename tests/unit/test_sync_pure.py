@@ -79,7 +79,7 @@ def test_allowlist_fails_closed_on_an_extra_missing_or_retyped_column() -> None:
         ("+49 170 1234 567890", "phone number"),  # 15 digits: the E.164 maximum
         ("4111 1111 1111 1111", "payment card number"),
         ("4111111111111112", None),  # 16 digits, not a card (Luhn), too long for a phone
-        # A uuid4 hex id that happens to be all digits (about 1 in 1.4 million): an id, not a
+        # A uuid4 hex id that happens to be all digits (about 1 in 2.7 million): an id, not a
         # phone number (it once failed the demo's leak scan as one).
         ("35064222875745399982665407594670", None),
     ],
