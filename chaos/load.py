@@ -65,6 +65,23 @@ class Window:
         return None if self.total == 0 else self.ok / self.total
 
 
+def ramped_rate(
+    base_rps: float, waited_s: float, step_s: float, factor: float, max_factor: float
+) -> float:
+    """The rate after `waited_s` of a ramp that multiplies `base_rps` by `factor` every
+    `step_s`, capped at `max_factor` x `base_rps`. Pure."""
+    if base_rps <= 0 or step_s <= 0 or factor < 1 or max_factor < 1 or waited_s < 0:
+        raise ValueError(
+            "ramp: need base_rps > 0, step_s > 0, factor >= 1, max_factor >= 1, waited_s >= 0"
+        )
+    rate, cap = base_rps, base_rps * max_factor
+    for _ in range(int(waited_s // step_s)):
+        if rate >= cap:
+            break
+        rate *= factor
+    return round(min(rate, cap), 3)
+
+
 class SteadyLoad:
     """`rps` rounds per second; each round ranks and tracks, and sometimes reads a profile
     or places an order."""

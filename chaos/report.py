@@ -99,6 +99,7 @@ def render_markdown(result: DrillResult | Mapping[str, Any], png_name: str = "")
 
 def _verdict_line(drill: DrillResult) -> str:
     reasons = [f"{row.name} ({row.note})" for row in drill.probes if not row.ok]
+    reasons += [f"failed: {failure}" for failure in drill.failures]
     if not drill.restored.ok:
         # overall() never passes a drill that could not verify the platform was restored.
         reasons.append("the platform was not verified restored, so the drill cannot pass")

@@ -70,6 +70,11 @@ class DrillResult(_Strict):
     recovery_s: float | None = Field(
         default=None, description="Fault end to steady state again; None: not measured."
     )
+    failures: list[str] = Field(
+        default_factory=list,
+        description="What of the drill's own machinery failed (an action or probe of the "
+        "method, or the load), each with its error: why the verdict is error.",
+    )
     rollbacks: list[Rollback] = Field(default_factory=list)
     restored: Restoration = Field(description="The check after the rollbacks.")
     journal: str = Field(description="Path of Chaos Toolkit's journal.json for this run.")

@@ -332,6 +332,12 @@ def _restored(before: Inventory, run_dir: Path, timeout_s: float = 120.0) -> lis
         time.sleep(1.0)
 
 
+def _failed_activity(run: dict[str, Any]) -> str:
+    """A failed activity of the journal's run, named, with the last line of its error."""
+    lines = [str(line).strip() for line in run.get("exception") or [] if str(line).strip()]
+    return str(run["activity"]["name"]) + (f" ({lines[-1]})" if lines else "")
+
+
 def _result(
     spec: DrillSpec,
     experiment: dict[str, Any],
@@ -343,7 +349,7 @@ def _result(
     restored: list[str] | None = None,
 ) -> DrillResult:
     failed = [
-        r["activity"]["name"]
+        _failed_activity(r)
         for r in (journal or {}).get("run", [])
         if r.get("status") not in ("succeeded", None)
     ]
@@ -372,6 +378,7 @@ def _result(
             "events": [{"t_s": round(t, 2), "what": w} for t, w in (drill.events if drill else [])]
             + ([{"t_s": 0.0, "what": f"refused: {refused}"}] if refused else []),
             "recovery_s": drill.recovery_s if drill else None,
+            "failures": failed,
             "rollbacks": [
                 {"name": r["activity"]["name"], "status": r.get("status", "?")}
                 for r in (journal or {}).get("rollbacks", [])

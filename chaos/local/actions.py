@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from chaos import context
+from chaos.load import ramped_rate
 from chaos.local.platform import (
     DEFAULT_RUN_DIR,
     Platform,
@@ -429,19 +430,36 @@ def wait_for_replicas(
     zone: str = "public-a",
     at_least: int = 2,
     timeout_s: float = 120.0,
+    ramp_every_s: float = 20.0,
+    ramp_factor: float = 1.5,
+    max_load_factor: float = 4.0,
     run_dir: str = DEFAULT_RUN_DIR,
 ) -> int:
-    """Before a fault: wait until the load has scaled `zone` to `at_least` running replicas
-    (a 30% loss of one replica would be a zone loss, another drill). Returns the count."""
+    """Before a fault: bring `zone` to `at_least` running replicas by load alone (a 30% loss
+    of one replica would be a zone loss, another drill), and return the count.
+
+    Whether the drill's rate is enough depends on how fast this machine ranks (Serve scales
+    on the share of time a replica spends ranking), so every `ramp_every_s` without enough
+    replicas the offered load is raised by `ramp_factor`, up to `max_load_factor` x the
+    drill's rate; it stays raised for the rest of the drill, so Serve has no reason to
+    scale back down before the fault."""
     drill = context.current()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    base_rps = drill.load.rps
+    started = time.monotonic()
+    while (waited := time.monotonic() - started) < timeout_s:
         running = running_replicas(zone, run_dir)
         if running >= at_least and replicas_settled(zone, run_dir):
-            drill.event(f"{zone} at {running} replicas under the drill's load")
+            drill.event(f"{zone} at {running} replicas under {drill.load.rps:g} load rounds/s")
             return running
+        rate = ramped_rate(base_rps, waited, ramp_every_s, ramp_factor, max_load_factor)
+        if rate != drill.load.rps:
+            drill.load.rps = rate
+            drill.event(f"{zone} at {running} replica(s): load raised to {rate:g} rounds/s")
         time.sleep(0.5)
-    raise RuntimeError(f"{zone} did not reach {at_least} replicas within {timeout_s:.0f}s")
+    raise RuntimeError(
+        f"{zone} did not reach {at_least} replicas within {timeout_s:.0f}s "
+        f"(load up to {drill.load.rps:g} rounds/s)"
+    )
 
 
 # ---- packet loss on a zone's link ---------------------------------------------------------

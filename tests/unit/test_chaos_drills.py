@@ -246,3 +246,60 @@ def test_the_load_gives_a_call_the_shipped_timeout_only_when_the_drill_asks(
 def test_the_slowness_drill_runs_with_the_callers_shipped_timeouts() -> None:
     _, spec = load_drill(DRILLS / "latency-loss.yaml")
     assert spec.shipped_timeouts
+
+
+@pytest.mark.parametrize(
+    ("waited_s", "expected"), [(0.0, 20.0), (19.9, 20.0), (20.0, 30.0), (40.0, 45.0), (1e6, 80.0)]
+)
+def test_the_load_ramp_multiplies_each_step_up_to_its_cap(waited_s: float, expected: float) -> None:
+    from chaos.load import ramped_rate
+
+    assert ramped_rate(20.0, waited_s, 20.0, 1.5, 4.0) == expected
+
+
+def test_a_ramp_that_would_lower_the_load_is_refused() -> None:
+    from chaos.load import ramped_rate
+
+    with pytest.raises(ValueError, match="factor >= 1"):
+        ramped_rate(20.0, 30.0, 20.0, 0.5, 4.0)
+
+
+def test_waiting_for_replicas_raises_the_load_until_serve_scales(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fast machine ranks in less time than the drill's rate needs to look busy: the wait
+    # must raise the load rather than time out and leave the drill with one replica.
+    from chaos import context
+    from chaos.local import actions
+
+    load = SteadyLoad("127.0.0.1:1", {"ad-server": "t"}, rps=20.0)
+    drill = context.Drill("replicas-30", platform(None), load)
+    monkeypatch.setattr(actions, "running_replicas", lambda *_: 2 if load.rps >= 40 else 1)
+    monkeypatch.setattr(actions, "replicas_settled", lambda *_: True)
+    context.install(drill)
+    try:
+        got = actions.wait_for_replicas("public-a", 2, timeout_s=20, ramp_every_s=0.2)
+    finally:
+        context.install(None)
+    assert got == 2
+    assert load.rps >= 40  # and it stays raised for the fault
+    events = [what for _, what in drill.events]
+    assert any("load raised to" in what for what in events)
+    assert events[-1].startswith("public-a at 2 replicas under")
+
+
+def test_waiting_for_replicas_fails_naming_the_load_it_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chaos import context
+    from chaos.local import actions
+
+    load = SteadyLoad("127.0.0.1:1", {"ad-server": "t"}, rps=20.0)
+    monkeypatch.setattr(actions, "running_replicas", lambda *_: 1)
+    monkeypatch.setattr(actions, "replicas_settled", lambda *_: True)
+    context.install(context.Drill("replicas-30", platform(None), load))
+    try:
+        with pytest.raises(RuntimeError, match=r"within 1s \(load up to 80 rounds/s\)"):
+            actions.wait_for_replicas("public-a", 2, timeout_s=1, ramp_every_s=0.1)
+    finally:
+        context.install(None)

@@ -61,6 +61,7 @@ def _result(*, failing: bool, drill: str = "public-nodes-30") -> dict[str, Any]:
         "timeline": _timeline((10, 25)),
         "events": [{"t_s": 10.0, "what": "SIGKILL worker node 2 (pid 1234)"}],
         "recovery_s": 12.25,
+        "failures": [],
         "rollbacks": [{"name": "restart-node", "status": "succeeded"}],
         "restored": {"ok": True, "differences": []},
         "journal": "var/chaos/public-nodes-30/journal.json",
@@ -93,6 +94,18 @@ def test_markdown_verdict_table() -> None:
     assert "SIGKILL worker node 2 (pid 1234)" in markdown
     assert "10.0-18.0 s, 22.0-25.0 s" in markdown
     assert "`var/chaos/public-nodes-30/journal.json`" in markdown
+
+
+def test_markdown_says_which_activity_made_the_verdict_error() -> None:
+    # CI once reported "Verdict: **error**." with every probe ok and nothing to say why.
+    result = _result(failing=False)
+    result["verdict"] = "error"
+    result["failures"] = ["wait for replicas (RuntimeError: public-a did not reach 2 replicas)"]
+    markdown = render_markdown(result)
+    assert (
+        "Verdict: **error**: failed: wait for replicas "
+        "(RuntimeError: public-a did not reach 2 replicas)." in markdown
+    )
 
 
 def test_markdown_says_why_an_unrestored_drill_did_not_pass() -> None:
