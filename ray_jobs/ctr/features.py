@@ -1,61 +1,73 @@
-"""The CTR model's input features: one definition used to build training frames and to tell
-the serving side (through the manifest) what to feed the ONNX model.
+"""The CTR model's inputs on the Open Bandit logs, under the feature contract
+(services.models.features): only what the ranking service will have for a candidate.
 
-At serving time the user features and affinities come from the public feature snapshot
-(keyed by pseudonymous id) or fall back to the defaults below; the position is fixed at 1, so
-candidates are compared as if shown in the same slot (the position feature absorbs position
-bias during training).
+- `item_id` (candidate): the request names each candidate's item;
+- `item_feature_0..3` (catalogue): looked up by item id in the catalogue the manifest ships,
+  which is the training campaign's `item_context.csv`; any other logs (the other policy's,
+  whose file hashes the same items' categories differently) are framed with that catalogue,
+  as serving would;
+- `position` (serving): the logged slot in training, so the position term absorbs position
+  bias; serving scores every candidate at position 1, comparing them as if shown in the same
+  slot (a debiasing choice, not a missing feature).
+
+Left out, because nothing at serving could supply them: the Open Bandit user features (the
+platform's feature snapshot has its own columns, built from its own events, and the logs have
+no user id to build those from) and the user-item affinity (per user and item; no request or
+snapshot carries it).
+
+`training_frame` builds the columns with pandas from the logs, independently of the serving
+code (`services.public.ads.ranking.model_inputs`): the parity test compares the two.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    dtype: str  # "string" or "float"
-    default: str | float
-    source: str  # where serving finds it: user | item | context
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
+from services.models.features import Feature
 
 SCHEMA: tuple[Feature, ...] = (
-    *(Feature(f"user_feature_{i}", "string", "unknown", "user") for i in range(4)),
-    Feature("item_feature_0", "float", 0.0, "item"),
-    *(Feature(f"item_feature_{i}", "string", "unknown", "item") for i in range(1, 4)),
-    Feature("position", "string", "1", "context"),
-    Feature("affinity", "float", 0.0, "user"),
+    Feature("item_id", "string", "unknown", "candidate"),
+    Feature("item_feature_0", "float", 0.0, "catalogue"),
+    *(Feature(f"item_feature_{i}", "string", "unknown", "catalogue") for i in range(1, 4)),
+    Feature("position", "string", "1", "serving"),
 )
 CATEGORICAL = [f.name for f in SCHEMA if f.dtype == "string"]
 NUMERIC = [f.name for f in SCHEMA if f.dtype == "float"]
 
 
-def training_frame(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """One row per logged impression with exactly the SCHEMA columns, in order."""
-    frame = events.merge(items, on="item_id", how="left", validate="many_to_one")
-    affinity_columns = [f"affinity_{i}" for i in range(len(items))]
-    affinities = frame[affinity_columns].to_numpy(dtype=np.float64)
-    frame["affinity"] = affinities[np.arange(len(frame)), frame["item_id"].to_numpy()]
-    frame["position"] = frame["position"].astype(str)
-    out = pd.DataFrame({f.name: frame[f.name] for f in SCHEMA})
+def training_frame(
+    events: pd.DataFrame, catalogue: pd.DataFrame, at_serving: bool = False
+) -> pd.DataFrame:
+    """One row per logged impression with exactly the SCHEMA columns, in order. Item features
+    come from `catalogue` by item id (unknown items get the defaults); `at_serving` frames
+    the rows as serving sees them (serving features at their fixed values)."""
+    frame = events[["item_id"]].merge(catalogue, on="item_id", how="left", validate="many_to_one")
+    out = pd.DataFrame(index=frame.index)
     for feature in SCHEMA:
-        if feature.dtype == "string":
-            out[feature.name] = out[feature.name].fillna(feature.default).astype(str)
+        if feature.source == "serving":
+            fixed = at_serving or feature.name not in events.columns
+            column = (
+                pd.Series(feature.default, index=frame.index)
+                if fixed
+                else events[feature.name].reset_index(drop=True)
+            )
+        elif feature.source == "candidate":
+            column = events[feature.name].reset_index(drop=True).astype(str)
         else:
-            out[feature.name] = out[feature.name].fillna(feature.default).astype(np.float32)
+            column = (
+                frame[feature.name] if feature.name in frame else pd.Series(np.nan, frame.index)
+            )
+        if feature.dtype == "string":
+            out[feature.name] = column.where(column.notna(), feature.default).astype(str)
+        else:
+            out[feature.name] = column.fillna(feature.default).astype(np.float32)
     return out
 
 
 def item_catalogue(items: pd.DataFrame) -> dict[str, dict[str, str | float]]:
     """Item features by item id, as the manifest carries them to the ranking service."""
-    item_features = [f for f in SCHEMA if f.source == "item"]
+    item_features = [f for f in SCHEMA if f.source == "catalogue"]
     catalogue: dict[str, dict[str, str | float]] = {}
     for row in items.to_dict(orient="records"):
         catalogue[str(row["item_id"])] = {

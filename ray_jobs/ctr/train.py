@@ -1,15 +1,19 @@
-"""Train the CTR model on the Open Bandit random-policy logs, evaluate it on a time-ordered
-holdout (and on the other policy's logs), export to ONNX, check ONNX agrees with scikit-learn,
-and publish it to the model registry.
+"""Train the CTR model on the Open Bandit random-policy logs, export it to ONNX, measure it
+through the ranking service on a time-ordered holdout and on the other policy's logs, and
+publish it to the model registry.
 
     python -m ray_jobs.ctr.train [--registry var/models] [--seed 0]
     ray job submit --working-dir . -- python -m ray_jobs.ctr.train   # on a Ray cluster
 
-Model: L2-regularised logistic regression on one-hot user, item and position features plus
-the numeric item feature and the user-item affinity. With ~50 clicks per 10,000 rows anything
-more flexible fits noise; a linear model stays calibrated (mean pCTR near the observed CTR),
-which matters more here than ranking power because eCPM = pCTR x bid. The regularisation
-strength is fixed, not tuned on the holdout.
+Model: L2-regularised logistic regression on the features of the serving contract
+(features.py: the item, its catalogue features, the position). With ~50 clicks per 10,000 rows
+anything more flexible fits noise; a linear model stays calibrated (mean pCTR near the
+observed CTR), which matters more here than ranking power because eCPM = pCTR x bid. The
+regularisation strength is fixed, not tuned on the holdout.
+
+Train/serve parity: the holdout is scored by `RankService` (serving_path.py) and by
+scikit-learn on a frame the training code builds from the logs; they must agree within
+PARITY_TOLERANCE, or nothing is published.
 """
 
 from __future__ import annotations
@@ -32,18 +36,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from ray_jobs.ctr import data, features, metrics
+from ray_jobs.ctr import data, features, metrics, serving_path
 from services.models.registry import ModelRegistry
 
 HOLDOUT_SHARE = 0.2
 REGULARISATION_C = 0.1
-PARITY_TOLERANCE = 1e-5
+PARITY_TOLERANCE = 1e-6  # the issue's bar for train/serve parity
 
 
 @dataclass(frozen=True)
 class TrainResult:
     onnx: bytes
     manifest: dict[str, Any]
+    pipeline: Pipeline  # the fitted scikit-learn model the ONNX graph was exported from
 
 
 def build_pipeline(seed: int) -> Pipeline:
@@ -63,33 +68,15 @@ def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> Tra
     cut = int(len(frame) * (1 - HOLDOUT_SHARE))  # rows are in time order
     pipeline = build_pipeline(seed).fit(frame.iloc[:cut], labels[:cut])
     base_rate = float(labels[:cut].mean())
-    holdout = frame.iloc[cut:]
-    sk_probs = pipeline.predict_proba(holdout)[:, 1]
     onnx_bytes = export_onnx(pipeline)
-    onnx_probs = predict_onnx(onnx_bytes, holdout)
-    parity = float(np.max(np.abs(onnx_probs - sk_probs)))
-    if parity > PARITY_TOLERANCE:
-        raise ValueError(f"ONNX and scikit-learn disagree by {parity:.2e} > {PARITY_TOLERANCE}")
-    evaluation: dict[str, Any] = {
-        "train_rows": cut,
-        "train_ctr": base_rate,
-        "holdout": metrics.evaluate(labels[cut:], onnx_probs, base_rate, seed),
-    }
-    if other_policy is not None:
-        other = features.training_frame(other_policy.events, other_policy.items)
-        other_labels = other_policy.events["click"].to_numpy(dtype=np.float64)
-        evaluation["other_policy"] = metrics.evaluate(
-            other_labels, predict_onnx(onnx_bytes, other), base_rate, seed
-        )
-    manifest = {
+    manifest: dict[str, Any] = {
         "model": "ctr-logistic-regression",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "feature_schema": [f.as_dict() for f in features.SCHEMA],
         # Serving looks a candidate's item features up here by its item_id.
         "item_features": features.item_catalogue(logs.items),
         "output": {"name": "probabilities", "column": 1},
-        "metrics": evaluation,
-        "onnx_sklearn_max_abs_diff": parity,
+        "metrics": {},
         "training_data_sha256": logs.fingerprint,
         "seed": seed,
         "hyperparameters": {"C": REGULARISATION_C, "holdout_share": HOLDOUT_SHARE},
@@ -99,7 +86,31 @@ def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> Tra
             "onnxruntime": ort.__version__,
         },
     }
-    return TrainResult(onnx_bytes, manifest)
+    # Every figure below is measured through the ranking service, on rows framed as serving
+    # frames them (position 1, the shipped catalogue).
+    holdout_events = logs.events.iloc[cut:]
+    served = serving_path.serving_scores(onnx_bytes, manifest, holdout_events)
+    expected = pipeline.predict_proba(
+        features.training_frame(holdout_events, logs.items, at_serving=True)
+    )[:, 1]
+    parity = float(np.max(np.abs(served - expected)))
+    if parity > PARITY_TOLERANCE:
+        raise ValueError(
+            f"the ranking service and scikit-learn disagree by {parity:.2e} > {PARITY_TOLERANCE}"
+        )
+    evaluation: dict[str, Any] = {
+        "train_rows": cut,
+        "train_ctr": base_rate,
+        "measured_through": "RankService (in process), position 1, the shipped catalogue",
+        "holdout": metrics.evaluate(labels[cut:], served, base_rate, seed),
+    }
+    if other_policy is not None:
+        other_labels = other_policy.events["click"].to_numpy(dtype=np.float64)
+        other_served = serving_path.serving_scores(onnx_bytes, manifest, other_policy.events)
+        evaluation["other_policy"] = metrics.evaluate(other_labels, other_served, base_rate, seed)
+    manifest["metrics"] = evaluation
+    manifest["serving_sklearn_max_abs_diff"] = parity
+    return TrainResult(onnx_bytes, manifest, pipeline)
 
 
 def export_onnx(pipeline: Pipeline) -> bytes:
@@ -140,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "version": version,
         "holdout": _brief(result.manifest["metrics"]["holdout"]),
         "other_policy": _brief(result.manifest["metrics"]["other_policy"]),
-        "onnx_sklearn_max_abs_diff": result.manifest["onnx_sklearn_max_abs_diff"],
+        "serving_sklearn_max_abs_diff": result.manifest["serving_sklearn_max_abs_diff"],
     }
     print(json.dumps(summary, indent=2))
     return 0

@@ -40,5 +40,9 @@ def test_train_publishes_a_calibrated_model(tmp_path: Path) -> None:
     assert 0 <= holdout["auc_ci95"][0] <= holdout["auc"] <= holdout["auc_ci95"][1] <= 1
     calibration = holdout["calibration"]
     assert abs(calibration["mean_pctr"] - calibration["observed_ctr"]) < 0.005
-    assert loaded.manifest["onnx_sklearn_max_abs_diff"] < 1e-5
-    assert [f["name"] for f in loaded.manifest["feature_schema"]][-1] == "affinity"
+    assert loaded.manifest["serving_sklearn_max_abs_diff"] < 1e-6
+    # Only what serving has: nothing from the Open Bandit user columns or the affinities.
+    sources = {f["name"]: f["source"] for f in loaded.manifest["feature_schema"]}
+    assert sources["item_id"] == "candidate"
+    assert sources["position"] == "serving"
+    assert not [n for n in sources if n.startswith(("user_feature", "affinity"))]

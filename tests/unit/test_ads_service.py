@@ -18,7 +18,7 @@ from services.public.ads.config import AdsConfig
 from services.public.ads.models import bucket
 from services.public.ads.service import RankService
 from tests.support import ads_zone
-from tests.support.ctr import publish_model
+from tests.support.ctr import N_ITEMS, publish_model
 
 RULES = "rules:\n - {name: age, kind: compliance, priority: 10, categories: [alcohol]}\n"
 
@@ -49,6 +49,8 @@ def rank_request(n: int = 20, user: str = "user-1", request_id: str = "r1") -> a
     """The system tests' request, with ad-0 in a restricted category."""
     request = ads_zone.rank_request(n, request_id, user)
     request.candidates[0].categories[:] = ["alcohol"]
+    for i, candidate in enumerate(request.candidates):
+        candidate.item_id = str(i % N_ITEMS)  # items of the synthetic catalogue
     return request
 
 

@@ -23,7 +23,7 @@ def test_training_finds_a_planted_signal_and_onnx_agrees() -> None:
     assert holdout["auc_ci95"][0] > 0.6
     assert holdout["log_loss"] < holdout["log_loss_base_rate"]
     assert result.manifest["metrics"]["other_policy"]["auc"] > 0.7
-    assert result.manifest["onnx_sklearn_max_abs_diff"] < 1e-5
+    assert result.manifest["serving_sklearn_max_abs_diff"] < 1e-6
     calibration = holdout["calibration"]
     assert abs(calibration["mean_pctr"] - calibration["observed_ctr"]) < 0.03
 
@@ -39,7 +39,8 @@ def test_onnx_scores_unknown_categories_with_defaults() -> None:
     logs = synthetic_logs(1500, 4)
     result = train(logs, None, seed=0)
     frame = training_frame(logs.events, logs.items).head(3).copy()
-    frame["user_feature_0"] = "never-seen"
+    frame["item_id"] = "never-seen"
+    frame["item_feature_1"] = "never-seen"
     probs = predict_onnx(result.onnx, frame)
     assert np.all((probs > 0) & (probs < 1))
 

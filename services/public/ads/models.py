@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from services.models.features import ContractError, schema_from_manifest
 from services.models.registry import ModelRegistry, RegistryError, Rollout
-from services.public.ads.ranking import FeatureSpec, ItemTable
+from services.public.ads.ranking import ItemTable
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,10 @@ class Predictor:
     ) -> None:
         self.version = version
         self.manifest = manifest
-        self.schema = FeatureSpec.from_manifest(manifest["feature_schema"])
+        try:
+            self.schema = schema_from_manifest(manifest["feature_schema"])
+        except ContractError as exc:
+            raise RegistryError(f"model {version} cannot be served: {exc}") from exc
         self.items = ItemTable.build(self.schema, manifest.get("item_features", {}))
         output = manifest.get("output", {"name": "probabilities", "column": 1})
         self._output, self._column = str(output["name"]), int(output["column"])

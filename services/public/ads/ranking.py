@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from isthmus.ads.v1 import ads_pb2
 from services.adpolicy import RuleSet, screen
 from services.core.validation import TOKEN, Violations
+from services.models.features import Feature
 from services.public.ads.rules import diversify
 
 REGION = re.compile(r"^[A-Z]{2}$")
@@ -103,20 +103,6 @@ def validate(request: ads_pb2.RankRequest, max_candidates: int) -> None:
 
 
 @dataclass(frozen=True)
-class FeatureSpec:
-    name: str
-    dtype: str  # "string" | "float"
-    default: str | float
-    source: str  # "user" | "item" | "context"
-
-    @classmethod
-    def from_manifest(cls, schema: Sequence[Mapping[str, Any]]) -> tuple[FeatureSpec, ...]:
-        return tuple(
-            cls(str(f["name"]), str(f["dtype"]), f["default"], str(f["source"])) for f in schema
-        )
-
-
-@dataclass(frozen=True)
 class ItemTable:
     """Item features as columns, one row per catalogue item plus a last row of defaults, so a
     request's item features are one gather per feature instead of a lookup per cell."""
@@ -126,12 +112,12 @@ class ItemTable:
 
     @classmethod
     def build(
-        cls, schema: Sequence[FeatureSpec], items: Mapping[str, Mapping[str, str | float]]
+        cls, schema: Sequence[Feature], items: Mapping[str, Mapping[str, str | float]]
     ) -> ItemTable:
         ids = sorted(items)
         columns: dict[str, np.ndarray] = {}
         for feature in schema:
-            if feature.source != "item":
+            if feature.source != "catalogue":
                 continue
             values = [items[i].get(feature.name, feature.default) for i in ids]
             values.append(feature.default)
@@ -143,24 +129,28 @@ class ItemTable:
 
 
 def model_inputs(
-    schema: Sequence[FeatureSpec],
+    schema: Sequence[Feature],
     candidates: Sequence[ads_pb2.Candidate],
     items: ItemTable,
     user: Mapping[str, object] | None,
 ) -> dict[str, np.ndarray]:
-    """One [N, 1] tensor per feature, N = number of candidates: item features by item_id from
-    the catalogue, user features from the snapshot row, context features at their serving
-    defaults; anything missing takes the schema's default."""
+    """One [N, 1] tensor per feature, N = number of candidates, from the feature's source
+    (services.models.features): candidate fields, catalogue rows by item_id, the viewer's
+    snapshot row, serving's fixed values; anything missing takes the schema's default."""
     n = len(candidates)
     missing = len(items.index)
     rows = np.fromiter((items.index.get(c.item_id, missing) for c in candidates), np.intp, n)
     inputs: dict[str, np.ndarray] = {}
     for feature in schema:
-        if feature.source == "item" and feature.name in items.columns:
+        if feature.source == "catalogue":
             inputs[feature.name] = items.columns[feature.name][rows].reshape(n, 1)
             continue
+        if feature.source == "candidate":
+            values = [getattr(c, feature.name) or str(feature.default) for c in candidates]
+            inputs[feature.name] = np.array(values, dtype=object).reshape(n, 1)
+            continue
         value: object = feature.default
-        if feature.source == "user" and user is not None and user.get(feature.name) is not None:
+        if feature.source == "snapshot" and user is not None and user.get(feature.name) is not None:
             value = user[feature.name]
         if feature.dtype == "string":
             inputs[feature.name] = np.full((n, 1), str(value), dtype=object)
