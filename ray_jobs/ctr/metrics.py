@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.stats import rankdata
 
 Floats = NDArray[np.float64]
 EPS = 1e-12
@@ -17,23 +18,14 @@ def roc_auc(labels: Floats, scores: Floats) -> float:
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = np.asarray(scores)[order]
-    i = 0
-    while i < len(sorted_scores):
-        j = i
-        while j + 1 < len(sorted_scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))  # ties get their average rank
     return float(
         (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
     )
 
 
 def bootstrap_auc(
-    labels: Floats, scores: Floats, rounds: int = 500, seed: int = 0, level: float = 0.95
+    labels: Floats, scores: Floats, rounds: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the AUC."""
     rng = np.random.default_rng(seed)
@@ -46,6 +38,30 @@ def bootstrap_auc(
             values.append(value)
     low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(low), float(high)
+
+
+def paired_auc_difference(
+    labels: Floats,
+    challenger: Floats,
+    incumbent: Floats,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """AUC(challenger) - AUC(incumbent) on the same rows, with a percentile bootstrap interval
+    that resamples rows once for both models (paired), so their shared noise cancels."""
+    labels = np.asarray(labels, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    values = []
+    for _ in range(rounds):
+        idx = rng.integers(0, n, n)
+        value = roc_auc(labels[idx], challenger[idx]) - roc_auc(labels[idx], incumbent[idx])
+        if not np.isnan(value):
+            values.append(value)
+    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    point = roc_auc(labels, challenger) - roc_auc(labels, incumbent)
+    return float(point), float(low), float(high)
 
 
 def log_loss(labels: Floats, probs: Floats) -> float:

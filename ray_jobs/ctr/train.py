@@ -1,18 +1,13 @@
-"""Train the CTR model on the Open Bandit random-policy logs, export it to ONNX, measure it
-through the ranking service on a time-ordered holdout and on the other policy's logs, and
-publish it to the model registry.
+"""Train the candidate CTR models (candidates.py) on the Open Bandit random-policy logs,
+export each to ONNX, measure each through the ranking service on a time-ordered holdout and on
+the other policy's logs, publish the one the selection rule picks (selection.py) with every
+candidate's figures and the reliability plot, to the model registry.
 
     python -m ray_jobs.ctr.train [--registry var/models] [--seed 0]
     ray job submit --working-dir . -- python -m ray_jobs.ctr.train   # on a Ray cluster
 
-Model: L2-regularised logistic regression on the features of the serving contract
-(features.py: the item, its catalogue features, the position). With ~50 clicks per 10,000 rows
-anything more flexible fits noise; a linear model stays calibrated (mean pCTR near the
-observed CTR), which matters more here than ranking power because eCPM = pCTR x bid. The
-regularisation strength is fixed, not tuned on the holdout.
-
-Train/serve parity: the holdout is scored by `RankService` (serving_path.py) and by
-scikit-learn on a frame the training code builds from the logs; they must agree within
+Train/serve parity: each candidate's holdout is scored by `RankService` (serving_path.py) and
+by scikit-learn on a frame the training code builds from the logs; they must agree within
 PARITY_TOLERANCE, or nothing is published.
 """
 
@@ -22,7 +17,7 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,46 +26,126 @@ import onnxruntime as ort
 import sklearn
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-from sklearn.compose import ColumnTransformer
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
-from ray_jobs.ctr import data, features, metrics, serving_path
+from ray_jobs.ctr import candidates, data, features, metrics, report, selection, serving_path
 from services.models.registry import ModelRegistry
 
-HOLDOUT_SHARE = 0.2
-REGULARISATION_C = 0.1
-PARITY_TOLERANCE = 1e-6  # the issue's bar for train/serve parity
+PARITY_TOLERANCE = 1e-6  # the bar for train/serve parity
 
 
 @dataclass(frozen=True)
 class TrainResult:
     onnx: bytes
     manifest: dict[str, Any]
-    pipeline: Pipeline  # the fitted scikit-learn model the ONNX graph was exported from
+    pipeline: Pipeline  # the fitted scikit-learn model the published graph was exported from
+    attachments: dict[str, bytes] = field(default_factory=dict)  # published beside the model
 
 
-def build_pipeline(seed: int) -> Pipeline:
-    encode = ColumnTransformer(
-        [
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), features.CATEGORICAL),
-            ("numeric", "passthrough", features.NUMERIC),
-        ]
-    )
-    model = LogisticRegression(C=REGULARISATION_C, max_iter=2000, random_state=seed)
-    return Pipeline([("encode", encode), ("model", model)])
+@dataclass(frozen=True)
+class Scored:
+    """One candidate, exported and measured through the serving path."""
+
+    pipeline: Pipeline
+    onnx: bytes
+    manifest: dict[str, Any]
+    parity: float
+    holdout: np.ndarray  # served pCTR per holdout row
+    other: np.ndarray | None  # served pCTR per row of the other policy's logs
 
 
 def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> TrainResult:
     frame = features.training_frame(logs.events, logs.items)
     labels = logs.events["click"].to_numpy(dtype=np.float64)
-    cut = int(len(frame) * (1 - HOLDOUT_SHARE))  # rows are in time order
-    pipeline = build_pipeline(seed).fit(frame.iloc[:cut], labels[:cut])
-    base_rate = float(labels[:cut].mean())
+    split = candidates.Split.of(len(frame))  # rows are in time order
+    base_rate = float(labels[: split.holdout].mean())
+    scored = {
+        name: _score(name, fit(frame, labels, split, seed), logs, other_policy, split, seed)
+        for name, (fit, _) in candidates.CANDIDATES.items()
+    }
+    holdout_labels = labels[split.holdout :]
+    other_labels = (
+        None if other_policy is None else other_policy.events["click"].to_numpy(dtype=np.float64)
+    )
+    comparison: dict[str, dict[str, Any]] = {}
+    for name, s in scored.items():
+        comparison[name] = {
+            "description": candidates.CANDIDATES[name][1],
+            "serving_sklearn_max_abs_diff": s.parity,
+            "holdout": metrics.evaluate(holdout_labels, s.holdout, base_rate, seed),
+        }
+        if other_labels is not None and s.other is not None:
+            comparison[name]["other_policy"] = metrics.evaluate(
+                other_labels, s.other, base_rate, seed
+            )
+    challenger = next(n for n in scored if n != candidates.INCUMBENT)
+    incumbent_other, challenger_other = scored[candidates.INCUMBENT].other, scored[challenger].other
+    difference = (
+        None
+        if other_labels is None or incumbent_other is None or challenger_other is None
+        else metrics.paired_auc_difference(
+            other_labels, challenger_other, incumbent_other, seed=seed
+        )
+    )
+    decision = selection.choose(candidates.INCUMBENT, challenger, difference)
+    chosen = scored[decision.published]
+    manifest = {
+        **chosen.manifest,
+        "metrics": {
+            "train_rows": split.holdout,
+            "train_ctr": base_rate,
+            "measured_through": "RankService (in process), position 1, the shipped catalogue",
+            **{
+                k: v
+                for k, v in comparison[decision.published].items()
+                if k in ("holdout", "other_policy")
+            },
+        },
+        "serving_sklearn_max_abs_diff": chosen.parity,
+        "comparison": comparison,
+        "selection": decision.as_dict(),
+        "metrics_table": report.metrics_table(comparison, decision.published),
+    }
+    attachments = {"reliability.png": report.reliability_png(comparison)}
+    return TrainResult(chosen.onnx, manifest, chosen.pipeline, attachments)
+
+
+def _score(
+    name: str,
+    pipeline: Pipeline,
+    logs: data.Logs,
+    other_policy: data.Logs | None,
+    split: candidates.Split,
+    seed: int,
+) -> Scored:
+    """Export one candidate and score it through the serving path; refuse it (ValueError) if
+    serving and scikit-learn disagree on the holdout."""
     onnx_bytes = export_onnx(pipeline)
-    manifest: dict[str, Any] = {
-        "model": "ctr-logistic-regression",
+    manifest = _manifest(name, logs, seed)
+    holdout_events = logs.events.iloc[split.holdout :]
+    served = serving_path.serving_scores(onnx_bytes, manifest, holdout_events)
+    expected = pipeline.predict_proba(
+        features.training_frame(holdout_events, logs.items, at_serving=True)
+    )[:, 1]
+    parity = float(np.max(np.abs(served - expected)))
+    if parity > PARITY_TOLERANCE:
+        raise ValueError(
+            f"{name}: the ranking service and scikit-learn disagree by {parity:.2e} "
+            f"> {PARITY_TOLERANCE}"
+        )
+    other = (
+        None
+        if other_policy is None
+        else serving_path.serving_scores(onnx_bytes, manifest, other_policy.events)
+    )
+    return Scored(pipeline, onnx_bytes, manifest, parity, served, other)
+
+
+def _manifest(name: str, logs: data.Logs, seed: int) -> dict[str, Any]:
+    return {
+        "model": f"ctr-{name}",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "feature_schema": [f.as_dict() for f in features.SCHEMA],
         # Serving looks a candidate's item features up here by its item_id.
@@ -79,38 +154,17 @@ def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> Tra
         "metrics": {},
         "training_data_sha256": logs.fingerprint,
         "seed": seed,
-        "hyperparameters": {"C": REGULARISATION_C, "holdout_share": HOLDOUT_SHARE},
+        "hyperparameters": {
+            "C": candidates.REGULARISATION_C,
+            "boosting": candidates.BOOSTING,
+            "split": {"train": candidates.TRAIN_SHARE, "validation": candidates.VALIDATION_SHARE},
+        },
         "versions": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,
             "onnxruntime": ort.__version__,
         },
     }
-    # Every figure below is measured through the ranking service, on rows framed as serving
-    # frames them (position 1, the shipped catalogue).
-    holdout_events = logs.events.iloc[cut:]
-    served = serving_path.serving_scores(onnx_bytes, manifest, holdout_events)
-    expected = pipeline.predict_proba(
-        features.training_frame(holdout_events, logs.items, at_serving=True)
-    )[:, 1]
-    parity = float(np.max(np.abs(served - expected)))
-    if parity > PARITY_TOLERANCE:
-        raise ValueError(
-            f"the ranking service and scikit-learn disagree by {parity:.2e} > {PARITY_TOLERANCE}"
-        )
-    evaluation: dict[str, Any] = {
-        "train_rows": cut,
-        "train_ctr": base_rate,
-        "measured_through": "RankService (in process), position 1, the shipped catalogue",
-        "holdout": metrics.evaluate(labels[cut:], served, base_rate, seed),
-    }
-    if other_policy is not None:
-        other_labels = other_policy.events["click"].to_numpy(dtype=np.float64)
-        other_served = serving_path.serving_scores(onnx_bytes, manifest, other_policy.events)
-        evaluation["other_policy"] = metrics.evaluate(other_labels, other_served, base_rate, seed)
-    manifest["metrics"] = evaluation
-    manifest["serving_sklearn_max_abs_diff"] = parity
-    return TrainResult(onnx_bytes, manifest, pipeline)
 
 
 def export_onnx(pipeline: Pipeline) -> bytes:
@@ -121,7 +175,7 @@ def export_onnx(pipeline: Pipeline) -> bytes:
     model = to_onnx(
         pipeline,
         initial_types=initial_types,
-        options={LogisticRegression: {"zipmap": False}},
+        options={LogisticRegression: {"zipmap": False}, CalibratedClassifierCV: {"zipmap": False}},
         target_opset=17,
     )
     return bytes(model.SerializeToString())
@@ -146,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     logs = data.load_from_wheel(wheel, "random", args.campaign)
     other = data.load_from_wheel(wheel, "bts", args.campaign)
     result = train(logs, other, args.seed)
-    version = ModelRegistry(args.registry).publish(result.onnx, result.manifest)
+    version = ModelRegistry(args.registry).publish(
+        result.onnx, result.manifest, attachments=result.attachments
+    )
     summary = {
         "version": version,
+        "published": result.manifest["selection"]["published"],
+        "why": result.manifest["selection"]["reason"],
         "holdout": _brief(result.manifest["metrics"]["holdout"]),
         "other_policy": _brief(result.manifest["metrics"]["other_policy"]),
         "serving_sklearn_max_abs_diff": result.manifest["serving_sklearn_max_abs_diff"],

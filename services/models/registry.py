@@ -1,7 +1,8 @@
-"""A file-system model registry: versioned directories, each with `model.onnx` and
-`manifest.json` (version, metrics, feature schema, checksum, training-data fingerprint), and
-a `CURRENT` pointer. Versions are written aside and renamed into place, and the pointer is
-replaced atomically, so a reader never sees half a model. Loading verifies the checksum."""
+"""A file-system model registry: versioned directories, each with `model.onnx`,
+`manifest.json` (version, metrics, feature schema, checksum, training-data fingerprint) and
+any attachments (the reliability plot), and a `CURRENT` pointer. Versions are written aside
+and renamed into place, and the pointer is replaced atomically, so a reader never sees half a
+model. Loading verifies the checksum."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from services.core.durable import fsync_dir, write_synced
 
 _VERSION = re.compile(r"^v(\d{4})-([0-9a-f]{8})$")
 REQUIRED = ("version", "checksum_sha256", "feature_schema", "metrics", "training_data_sha256")
+_ATTACHMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RESERVED = ("model.onnx", "manifest.json")
 
 
 class RegistryError(Exception):
@@ -44,19 +48,37 @@ class ModelRegistry:
         pointer = self.root / "CURRENT"
         return pointer.read_text().strip() if pointer.exists() else None
 
-    def publish(self, onnx: bytes, manifest: dict[str, Any], make_current: bool = True) -> str:
-        """Store a new version; returns its name ("v0003-1a2b3c4d")."""
+    def publish(
+        self,
+        onnx: bytes,
+        manifest: dict[str, Any],
+        make_current: bool = True,
+        attachments: Mapping[str, bytes] | None = None,
+    ) -> str:
+        """Store a new version; returns its name ("v0003-1a2b3c4d"). `attachments` are files
+        published beside the model (e.g. its reliability plot), listed in the manifest with
+        their checksums."""
+        attachments = dict(attachments or {})
+        bad = [n for n in attachments if not _ATTACHMENT.match(n) or n in RESERVED]
+        if bad:
+            raise RegistryError(f"attachment names {bad} are not plain file names")
         checksum = hashlib.sha256(onnx).hexdigest()
         existing = self.versions()
         number = int(existing[-1][1:5]) + 1 if existing else 1
         version = f"v{number:04d}-{checksum[:8]}"
         full = {**manifest, "version": version, "checksum_sha256": checksum}
+        if attachments:
+            full["attachments"] = {
+                name: hashlib.sha256(body).hexdigest() for name, body in sorted(attachments.items())
+            }
         missing = [k for k in REQUIRED if k not in full]
         if missing:
             raise RegistryError(f"manifest lacks {', '.join(missing)}")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         write_synced(staging / "model.onnx", onnx)
+        for name, body in attachments.items():
+            write_synced(staging / name, body)
         write_synced(staging / "manifest.json", json.dumps(full, indent=2, sort_keys=True).encode())
         os.rename(staging, self.root / version)
         fsync_dir(self.root)
