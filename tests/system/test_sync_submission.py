@@ -5,7 +5,9 @@
 - submitted as a Ray job (`JobSubmissionClient`, what `ray job submit` calls) to a Ray head
   the test starts (`ray start --head`, dashboard on 127.0.0.1), whose job supervisor runs
   `python -m ray_jobs.sync events`.
-Both land the same events in the warehouse, read through the sink's log, exactly once."""
+Both land the same events in the warehouse, read through the sink's log, exactly once. The CTR
+training job (`python -m ray_jobs.ctr.train`) is submitted to the same head and publishes a
+model to a registry."""
 
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from ray_jobs.ctr import data
 from ray_jobs.sync import sinklog
+from services.models.registry import ModelRegistry
 from tests.support.processes import free_port
 from tests.system.spark_world import World, land_events, make_world
 
@@ -154,56 +159,90 @@ print(json.dumps({"job": job, "status": str(status.value), "logs": client.get_jo
 """
 
 
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A network namespace of the test's own, with only loopback: Ray's GCS and raylet listen
-    on every interface (not configurable), so they run where every interface is loopback."""
+RAY_ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+@dataclass(frozen=True)
+class RayHead:
+    namespace: str
+    dashboard: str  # http://127.0.0.1:PORT, inside the namespace
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
+    """A Ray head (`ray start --head`, dashboard on 127.0.0.1) in a network namespace of the
+    module's own, with only loopback: Ray's GCS and raylet listen on every interface (not
+    configurable), so they run where every interface is loopback. One head for the module's
+    jobs, as a cluster serves many."""
+    import tempfile
+
     from services.local import netns
 
     if not netns.can_isolate():
         pytest.skip("a network namespace needs root and `ip` (Ray binds every interface)")
     name = f"ismrj{os.getpid()}"
     netns.run_ip(["ip", "netns", "add", name])
+    logs = tmp_path_factory.mktemp("ray-head")
+    # Ray's socket paths must fit in 107 bytes: a short directory, not pytest's.
+    temp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
     try:
         netns.run_ip(["ip", "-n", name, "link", "set", "lo", "up"])
-        yield name
+        gcs, dashboard = free_port(), free_port()
+        ray_cli = str(Path(sys.executable).with_name("ray"))
+        head = ["ip", "netns", "exec", name, ray_cli, "start", "--head", "--block",
+                "--node-ip-address=127.0.0.1", f"--port={gcs}", "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+                "--dashboard-agent-listen-port=0", "--num-cpus=1",
+                "--object-store-memory=100000000", f"--temp-dir={temp}",
+                "--disable-usage-stats"]  # fmt: skip
+        with started(head, logs / "ray-head.log", RAY_ENV) as proc:
+            yield RayHead(name, f"http://127.0.0.1:{dashboard}", proc, logs / "ray-head.log")
     finally:
+        shutil.rmtree(temp, ignore_errors=True)
         netns.run_ip(["ip", "netns", "delete", name], check=False)
 
 
-def test_the_sync_runs_as_a_ray_job(tmp_path: Path, namespace: str) -> None:
-    import tempfile
+def submit(head: RayHead, entrypoint: str) -> dict[str, Any]:
+    """Submit a job as `ray job submit` does and wait for it: job id, status and logs."""
+    submitted = subprocess.run(
+        ["ip", "netns", "exec", head.namespace, sys.executable, "-c", SUBMIT, head.dashboard,
+         entrypoint, str(ROOT)],
+        env=RAY_ENV, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert head.proc.poll() is None, head.log.read_text()[-3000:]
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    outcome: dict[str, Any] = json.loads(submitted.stdout.strip().splitlines()[-1])
+    assert outcome["job"].startswith("raysubmit_")
+    return outcome
 
+
+def test_the_sync_runs_as_a_ray_job(tmp_path: Path, ray_head: RayHead) -> None:
     world = make_world(tmp_path / "world")
     landed = land_events(world, 400, seed=12, prefix="r")
     topology = world.write_topology()
-    gcs, dashboard = free_port(), free_port()
-    ray_cli = str(Path(sys.executable).with_name("ray"))
-    inside = ["ip", "netns", "exec", namespace]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    # Ray's socket paths must fit in 107 bytes: a short directory, not pytest's.
-    temp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
-    head = [*inside, ray_cli, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-            f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dashboard}", "--dashboard-agent-listen-port=0", "--num-cpus=1",
-            "--object-store-memory=100000000", f"--temp-dir={temp}",
-            "--disable-usage-stats"]  # fmt: skip
-    entrypoint = f"{sys.executable} -m ray_jobs.sync events --topology {topology}"
-    try:
-        with started(head, tmp_path / "ray-head.log", env) as proc:
-            submitted = subprocess.run(
-                [*inside, sys.executable, "-c", SUBMIT, f"http://127.0.0.1:{dashboard}",
-                 entrypoint, str(ROOT)],
-                env=env, capture_output=True, text=True, timeout=900, check=False,
-            )  # fmt: skip
-            assert proc.poll() is None, (tmp_path / "ray-head.log").read_text()[-3000:]
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    assert submitted.returncode == 0, submitted.stderr[-3000:]
-    outcome = json.loads(submitted.stdout.strip().splitlines()[-1])
+    outcome = submit(ray_head, f"{sys.executable} -m ray_jobs.sync events --topology {topology}")
     assert outcome["status"] == "SUCCEEDED", outcome["logs"][-3000:]
-    assert outcome["job"].startswith("raysubmit_")
     report = sync_report(outcome["logs"])
     ids = warehouse_ids(world)
     assert len(ids) == len(set(ids)) == len({e["event_id"] for e in landed})
     assert report["landing_lines"] == len(landed)
+
+
+def test_the_ctr_training_runs_as_a_ray_job(tmp_path: Path, ray_head: RayHead) -> None:
+    cache = ROOT / "var" / "cache" / "obp"
+    if not (cache / data.WHEEL).exists():
+        pytest.skip(f"the Open Bandit wheel is not in {cache} (scripts/setup fetches it)")
+    registry = tmp_path / "models"
+    entrypoint = f"{sys.executable} -m ray_jobs.ctr.train --registry {registry} --cache {cache}"
+    outcome = submit(ray_head, entrypoint)
+    assert outcome["status"] == "SUCCEEDED", outcome["logs"][-3000:]
+    loaded = ModelRegistry(registry).load()  # published, checksum verified
+    assert f'"version": "{loaded.version}"' in outcome["logs"]
+    manifest = loaded.manifest
+    assert set(manifest["comparison"]) == {"logistic", "boosted"}
+    assert manifest["serving_sklearn_max_abs_diff"] <= 1e-6
+    assert manifest["selection"]["published"] in manifest["comparison"]
+    plot = registry / "ctr" / loaded.version / "reliability.png"
+    assert plot.read_bytes().startswith(b"\x89PNG")
