@@ -6,6 +6,11 @@ same time-ordered split of the training logs:
 - `logistic` (the incumbent): L2-regularised logistic regression on the one-hot features,
   fitted on train + validation. A linear model on ~50 clicks per 10,000 rows is calibrated
   by construction (its mean pCTR matches the observed CTR), so it needs no calibrator.
+- `pooled`: the same logistic model, trained also on the sample's other campaigns (30,000
+  rows instead of 10,000), with their rows logged before the holdout starts. Item ids are per
+  campaign (item 12 of `men` is not item 12 of `all`, and each campaign's file hashes the
+  categories its own way), so their items get campaign-aware ids (`men/12`) and share nothing
+  with the served campaign's but the position and intercept terms.
 - `boosted`: gradient-boosted trees (scikit-learn's GradientBoostingClassifier: shallow,
   shrunk, subsampled, large leaves, since the positives are few) fitted on train, then
   Platt-scaled on validation. Boosting on rare clicks over-scores its leaves; the sigmoid
@@ -76,13 +81,37 @@ def _encoder(dense: bool) -> ColumnTransformer:
     )
 
 
-def logistic(frame: pd.DataFrame, labels: np.ndarray, split: Split, seed: int) -> Pipeline:
+@dataclass(frozen=True)
+class Pool:
+    """Rows of the sample's other campaigns logged before the served campaign's holdout
+    starts, framed with campaign-aware item ids (features.campaign_aware)."""
+
+    frame: pd.DataFrame
+    labels: np.ndarray
+
+
+def logistic(
+    frame: pd.DataFrame, labels: np.ndarray, split: Split, seed: int, pool: Pool | None = None
+) -> Pipeline:
     model = LogisticRegression(C=REGULARISATION_C, max_iter=2000, random_state=seed)
     pipeline = Pipeline([("encode", _encoder(dense=False)), ("model", model)])
-    return pipeline.fit(frame.iloc[: split.holdout], labels[: split.holdout])
+    rows, y = frame.iloc[: split.holdout], labels[: split.holdout]
+    if pool is not None:
+        rows, y = pd.concat([rows, pool.frame], ignore_index=True), np.concatenate([y, pool.labels])
+    return pipeline.fit(rows, y)
 
 
-def boosted(frame: pd.DataFrame, labels: np.ndarray, split: Split, seed: int) -> Pipeline:
+def pooled(
+    frame: pd.DataFrame, labels: np.ndarray, split: Split, seed: int, pool: Pool | None = None
+) -> Pipeline:
+    if pool is None:
+        raise ValueError("the pooled candidate needs the other campaigns' logs")
+    return logistic(frame, labels, split, seed, pool)
+
+
+def boosted(
+    frame: pd.DataFrame, labels: np.ndarray, split: Split, seed: int, pool: Pool | None = None
+) -> Pipeline:
     # -1: fit the trees on the row; 0: calibrate on it. One split, so one calibrated model.
     folds = np.where(np.arange(split.holdout) < split.train, -1, 0)
     trees = GradientBoostingClassifier(random_state=seed, **BOOSTING)
@@ -91,8 +120,14 @@ def boosted(frame: pd.DataFrame, labels: np.ndarray, split: Split, seed: int) ->
     return pipeline.fit(frame.iloc[: split.holdout], labels[: split.holdout])
 
 
-Fit = Callable[[pd.DataFrame, np.ndarray, Split, int], Pipeline]
+Fit = Callable[[pd.DataFrame, np.ndarray, Split, int, Pool | None], Pipeline]
 CANDIDATES: dict[str, tuple[Fit, str]] = {
     "logistic": (logistic, "L2 logistic regression (C=0.1) on train + validation"),
     "boosted": (boosted, "gradient-boosted trees on train, Platt-scaled on validation"),
+    "pooled": (
+        pooled,
+        "the logistic model, also trained on the other campaigns' logs from before the holdout "
+        "(campaign-aware item ids)",
+    ),
 }
+NEEDS_POOL = {"pooled"}

@@ -19,6 +19,7 @@ import pandas as pd
 OBP_VERSION = "0.4.1"
 WHEEL = f"obp-{OBP_VERSION}-py3-none-any.whl"
 DEFAULT_CACHE = Path("var/cache/obp")
+CAMPAIGNS = ("all", "men", "women")  # the sample's campaigns; item ids are per campaign
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ def training_frame(
     """One row per logged impression with exactly the SCHEMA columns, in order. Item features
     come from `catalogue` by item id (unknown items get the defaults); `at_serving` frames
     the rows as serving sees them (serving features at their fixed values)."""
-    frame = events[["item_id"]].merge(catalogue, on="item_id", how="left", validate="many_to_one")
+    ids = events[["item_id"]].astype({"item_id": str}).reset_index(drop=True)
+    keyed = catalogue.astype({"item_id": str})
+    frame = ids.merge(keyed, on="item_id", how="left", validate="many_to_one")
     out = pd.DataFrame(index=frame.index)
     for feature in SCHEMA:
         if feature.source == "serving":
@@ -63,6 +65,17 @@ def training_frame(
         else:
             out[feature.name] = column.fillna(feature.default).astype(np.float32)
     return out
+
+
+def campaign_aware(
+    events: pd.DataFrame, items: pd.DataFrame, campaign: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A campaign's logs with item ids `<campaign>/<id>`, so they cannot be mistaken for the
+    served campaign's items when pooled."""
+    events, items = events.copy(), items.copy()
+    events["item_id"] = campaign + "/" + events["item_id"].astype(str)
+    items["item_id"] = campaign + "/" + items["item_id"].astype(str)
+    return events, items
 
 
 def item_catalogue(items: pd.DataFrame) -> dict[str, dict[str, str | float]]:

@@ -17,12 +17,14 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import sklearn
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
@@ -56,15 +58,26 @@ class Scored:
     other: np.ndarray | None  # served pCTR per row of the other policy's logs
 
 
-def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> TrainResult:
+def train(
+    logs: data.Logs,
+    other_policy: data.Logs | None,
+    seed: int = 0,
+    other_campaigns: Mapping[str, data.Logs] | None = None,
+) -> TrainResult:
+    """`logs`: the served campaign's random-policy logs; `other_policy`: the other policy's
+    logs of the same campaign; `other_campaigns`: the sample's other campaigns' random-policy
+    logs, for the pooled candidate (skipped without them)."""
     frame = features.training_frame(logs.events, logs.items)
     labels = logs.events["click"].to_numpy(dtype=np.float64)
     split = candidates.Split.of(len(frame))  # rows are in time order
     base_rate = float(labels[: split.holdout].mean())
-    scored = {
-        name: _score(name, fit(frame, labels, split, seed), logs, other_policy, split, seed)
-        for name, (fit, _) in candidates.CANDIDATES.items()
-    }
+    pool = _pool(logs, split, other_campaigns or {})
+    scored = {}
+    for name, (fit, _) in candidates.CANDIDATES.items():
+        if name in candidates.NEEDS_POOL and pool is None:
+            continue  # no other campaigns given
+        fitted = fit(frame, labels, split, seed, pool if name in candidates.NEEDS_POOL else None)
+        scored[name] = _score(name, fitted, logs, other_policy, split, seed)
     holdout_labels = labels[split.holdout :]
     other_labels = (
         None if other_policy is None else other_policy.events["click"].to_numpy(dtype=np.float64)
@@ -80,21 +93,17 @@ def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> Tra
             comparison[name]["other_policy"] = metrics.evaluate(
                 other_labels, s.other, base_rate, seed
             )
-    challenger = next(n for n in scored if n != candidates.INCUMBENT)
-    incumbent_other, challenger_other = scored[candidates.INCUMBENT].other, scored[challenger].other
-    difference = (
-        None
-        if other_labels is None or incumbent_other is None or challenger_other is None
-        else metrics.paired_auc_difference(
-            other_labels, challenger_other, incumbent_other, seed=seed
-        )
-    )
-    decision = selection.choose(candidates.INCUMBENT, challenger, difference)
+    decision = selection.choose(candidates.INCUMBENT, _differences(scored, other_labels, seed))
     chosen = scored[decision.published]
     manifest = {
         **chosen.manifest,
         "metrics": {
-            "train_rows": split.holdout,
+            "train_rows": split.holdout
+            + (
+                len(pool.labels)
+                if pool is not None and decision.published in candidates.NEEDS_POOL
+                else 0
+            ),
             "train_ctr": base_rate,
             "measured_through": "RankService (in process), position 1, the shipped catalogue",
             **{
@@ -110,6 +119,44 @@ def train(logs: data.Logs, other_policy: data.Logs | None, seed: int = 0) -> Tra
     }
     attachments = {"reliability.png": report.reliability_png(comparison)}
     return TrainResult(chosen.onnx, manifest, chosen.pipeline, attachments)
+
+
+def _pool(
+    logs: data.Logs, split: candidates.Split, others: Mapping[str, data.Logs]
+) -> candidates.Pool | None:
+    """The other campaigns' rows logged before the served campaign's holdout starts, with
+    campaign-aware item ids; None without other campaigns."""
+    if not others:
+        return None
+    holdout_starts = logs.events["timestamp"].iloc[split.holdout]
+    frames, labels = [], []
+    for campaign, other in sorted(others.items()):
+        before = other.events[other.events["timestamp"] < holdout_starts]
+        events, items = features.campaign_aware(before, other.items, campaign)
+        frames.append(features.training_frame(events, items))
+        labels.append(before["click"].to_numpy(dtype=np.float64))
+    return candidates.Pool(pd.concat(frames, ignore_index=True), np.concatenate(labels))
+
+
+def _differences(
+    scored: Mapping[str, Scored], other_labels: np.ndarray | None, seed: int
+) -> dict[str, selection.Interval | None]:
+    """Per challenger, AUC(challenger) - AUC(incumbent) on the other policy's logs (paired
+    bootstrap at the selection's level), or None without those logs."""
+    incumbent = scored[candidates.INCUMBENT].other
+    challengers = [name for name in scored if name != candidates.INCUMBENT]
+    level = selection.interval_level(len(challengers))
+    out: dict[str, selection.Interval | None] = {}
+    for name in challengers:
+        mine = scored[name].other
+        out[name] = (
+            None
+            if other_labels is None or incumbent is None or mine is None
+            else metrics.paired_auc_difference(
+                other_labels, mine, incumbent, seed=seed, level=level
+            )
+        )
+    return out
 
 
 def _score(
@@ -193,13 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train and publish the CTR model.")
     parser.add_argument("--registry", type=Path, default=Path("var/models"))
     parser.add_argument("--cache", type=Path, default=data.DEFAULT_CACHE)
-    parser.add_argument("--campaign", default="all", choices=["all", "men", "women"])
+    parser.add_argument("--campaign", default="all", choices=data.CAMPAIGNS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     wheel = data.ensure_wheel(args.cache)
     logs = data.load_from_wheel(wheel, "random", args.campaign)
     other = data.load_from_wheel(wheel, "bts", args.campaign)
-    result = train(logs, other, args.seed)
+    campaigns = {
+        c: data.load_from_wheel(wheel, "random", c) for c in data.CAMPAIGNS if c != args.campaign
+    }
+    result = train(logs, other, args.seed, campaigns)
     version = ModelRegistry(args.registry).publish(
         result.onnx, result.manifest, attachments=result.attachments
     )

@@ -19,19 +19,28 @@ from tests.support.ctr import synthetic_logs
 
 
 def test_a_challenger_is_published_only_when_its_interval_clears_zero() -> None:
-    kept = selection.choose("logistic", "boosted", (0.09, -0.058, 0.258))
+    kept = selection.choose("logistic", {"boosted": (0.09, -0.058, 0.258)})
     assert kept.published == "logistic"
-    assert "includes 0" in kept.reason
-    assert "+0.0900" in kept.reason
-    worse = selection.choose("logistic", "boosted", (-0.2, -0.3, -0.1))
+    assert "boosted is no better beyond noise" in kept.reason
+    assert "+0.0900, 95% CI [-0.0580, +0.2580]" in kept.reason
+    worse = selection.choose("logistic", {"boosted": (-0.2, -0.3, -0.1)})
     assert worse.published == "logistic"
-    assert "worse" in worse.reason
-    won = selection.choose("logistic", "boosted", (0.1, 0.02, 0.2))
+    assert "boosted is worse" in worse.reason
+    won = selection.choose("logistic", {"boosted": (0.1, 0.02, 0.2)})
     assert won.published == "boosted"
     assert "beyond noise" in won.reason
-    alone = selection.choose("logistic", "boosted", None)
+    alone = selection.choose("logistic", {"boosted": None})
     assert alone.published == "logistic"
-    assert alone.auc_difference is None
+    assert alone.auc_differences == {}
+
+
+def test_with_several_challengers_the_intervals_widen_and_the_best_bound_wins() -> None:
+    decision = selection.choose(
+        "logistic", {"boosted": (0.1, 0.01, 0.2), "pooled": (0.08, 0.03, 0.15)}
+    )
+    assert decision.published == "pooled"  # the higher lower bound, not the higher point
+    assert decision.level == pytest.approx(0.975)
+    assert "97.5% CI" in decision.reason
 
 
 def test_paired_difference_is_zero_for_the_same_model_and_positive_for_a_better_one() -> None:
@@ -53,7 +62,13 @@ def test_auc_matches_a_pairwise_count_with_ties() -> None:
     assert metrics.roc_auc(labels, scores) == pytest.approx(pairs / (len(pos) * len(neg)))
 
 
-def _noise(frame: pd.DataFrame, labels: np.ndarray, split: candidates.Split, seed: int) -> Pipeline:
+def _noise(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    split: candidates.Split,
+    seed: int,
+    pool: candidates.Pool | None = None,
+) -> Pipeline:
     """A logistic model fitted on shuffled labels: no signal at all."""
     shuffled = np.random.default_rng(seed).permutation(labels)
     return candidates.logistic(frame, shuffled, split, seed)
@@ -69,7 +84,7 @@ def test_the_published_model_is_the_one_the_rule_picks(monkeypatch: pytest.Monke
     result = train.train(synthetic_logs(3000, 21), synthetic_logs(3000, 22), seed=0)
     decision = result.manifest["selection"]
     assert decision["published"] == "boosted", decision["reason"]
-    assert decision["auc_difference"][1] > 0
+    assert decision["auc_differences"]["boosted"][1] > 0
     assert result.manifest["model"] == "ctr-boosted"
     assert (
         result.manifest["metrics"]["other_policy"]
@@ -78,7 +93,8 @@ def test_the_published_model_is_the_one_the_rule_picks(monkeypatch: pytest.Monke
 
 
 def test_training_reports_every_candidate_and_publishes_the_plot(tmp_path: Path) -> None:
-    result = train.train(synthetic_logs(3000, 23), synthetic_logs(2000, 24), seed=0)
+    pool = {"men": synthetic_logs(2000, 26)}
+    result = train.train(synthetic_logs(3000, 23), synthetic_logs(2000, 24), 0, pool)
     manifest = result.manifest
     assert set(manifest["comparison"]) == set(candidates.CANDIDATES)
     for name, figures in manifest["comparison"].items():
@@ -88,6 +104,7 @@ def test_training_reports_every_candidate_and_publishes_the_plot(tmp_path: Path)
             assert low <= figures[key]["auc"] <= high
             assert figures[key]["auc"] > 0.6  # the planted item is found by both
     assert manifest["metrics_table"].count("\n| ") == 2 * len(candidates.CANDIDATES)
+    assert set(manifest["selection"]["auc_differences"]) == {"boosted", "pooled"}
     png = result.attachments["reliability.png"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     registry = ModelRegistry(tmp_path)
@@ -103,3 +120,48 @@ def test_an_attachment_must_be_a_plain_new_file_name(tmp_path: Path, name: str) 
     with pytest.raises(RegistryError, match="not plain file names"):
         ModelRegistry(tmp_path).publish(result.onnx, result.manifest, attachments={name: b"x"})
     assert ModelRegistry(tmp_path).versions() == []
+
+
+def test_the_pool_takes_other_campaigns_rows_from_before_the_holdout_with_their_own_ids() -> None:
+    served, other = synthetic_logs(3000, 27), synthetic_logs(3000, 28)
+    split = candidates.Split.of(3000)
+    pool = train._pool(served, split, {"men": other})
+    assert pool is not None
+    starts = served.events["timestamp"].iloc[split.holdout]
+    expected = other.events[other.events["timestamp"] < starts]
+    assert 0 < len(pool.labels) == len(expected) < len(other.events)  # nothing from the holdout on
+    assert (pool.labels == expected["click"].to_numpy()).all()
+    assert set(pool.frame["item_id"]) <= {f"men/{i}" for i in range(6)}
+    # Their catalogue came along under the same ids, not the served campaign's rows.
+    first = pool.frame.iloc[0]
+    item = int(first["item_id"].split("/")[1])
+    row = other.items[other.items["item_id"] == item].iloc[0]
+    assert first["item_feature_1"] == str(row["item_feature_1"])
+    assert train._pool(served, split, {}) is None
+
+
+def test_only_the_pooled_candidate_sees_the_other_campaigns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, bool] = {}
+
+    def spy(name: str) -> candidates.Fit:
+        def fit(
+            frame: pd.DataFrame,
+            labels: np.ndarray,
+            split: candidates.Split,
+            seed: int,
+            pool: candidates.Pool | None = None,
+        ) -> Pipeline:
+            seen[name] = pool is not None
+            return candidates.logistic(frame, labels, split, seed, pool)
+
+        return fit
+
+    monkeypatch.setattr(
+        candidates,
+        "CANDIDATES",
+        {name: (spy(name), "spy") for name in ("logistic", "boosted", "pooled")},
+    )
+    train.train(synthetic_logs(1500, 29), None, 0, {"men": synthetic_logs(1500, 30)})
+    assert seen == {"logistic": False, "boosted": False, "pooled": True}
