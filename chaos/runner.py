@@ -27,7 +27,7 @@ from chaos.local import probes
 from chaos.local.platform import Platform, in_namespace, link_is_up
 from chaos.report import write_report
 from chaos.result import DrillResult
-from chaos.verdict import ProbeRow, overall, percentile, probe_row
+from chaos.verdict import ProbeRow, coalesce_windows, overall, percentile, probe_row
 
 log = logging.getLogger(__name__)
 DRILLS = Path(__file__).with_name("drills")
@@ -306,7 +306,7 @@ def _during(
     if "run_dir" in inspect.signature(probe).parameters:
         arguments.setdefault("run_dir", str(drill.platform.run_dir))  # the drill's platform
     values = []
-    for window in windows:
+    for window in coalesce_windows(windows):
         drill.judging = window
         try:
             values.append(probe(**arguments))

@@ -12,6 +12,7 @@ from chaoslib.hypothesis import within_tolerance as chaoslib_within
 from chaos.verdict import (
     ProbeRow,
     Verdict,
+    coalesce_windows,
     describe_tolerance,
     overall,
     percentile,
@@ -240,3 +241,20 @@ def test_success_ratio() -> None:
     assert success_ratio(0, 0) is None
     with pytest.raises(ValueError, match=r"ok \(3\) <= total \(2\)"):
         success_ratio(3, 2)
+
+
+@pytest.mark.parametrize(
+    ("windows", "expected"),
+    [
+        # latency-loss in CI: latency, latency + loss, 0.1 s of latency before its removal
+        ([(8.3, 18.3), (18.3, 38.3), (38.3, 38.4)], [(8.3, 18.3), (18.3, 38.4)]),
+        ([(5.0, 5.2), (5.2, 15.0)], [(5.0, 15.0)]),  # a short first window joins the next
+        ([(5.0, 5.2), (9.0, 15.0)], [(5.0, 5.2), (9.0, 15.0)]),  # not touching: kept apart
+        ([(8.1, 23.1), (23.1, 33.1)], [(8.1, 23.1), (23.1, 33.1)]),  # zone-out: both long
+        ([], []),
+    ],
+)
+def test_a_fault_window_too_short_to_judge_joins_the_one_it_touches(
+    windows: list[tuple[float, float]], expected: list[tuple[float, float]]
+) -> None:
+    assert coalesce_windows(windows) == expected
