@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from ray_jobs.ctr import data
+from ray_jobs.ctr import candidates, data
 from ray_jobs.sync import sinklog
 from services.models.registry import ModelRegistry
 from tests.support.processes import free_port
@@ -241,7 +241,7 @@ def test_the_ctr_training_runs_as_a_ray_job(tmp_path: Path, ray_head: RayHead) -
     loaded = ModelRegistry(registry).load()  # published, checksum verified
     assert f'"version": "{loaded.version}"' in outcome["logs"]
     manifest = loaded.manifest
-    assert set(manifest["comparison"]) == {"logistic", "boosted"}
+    assert set(manifest["comparison"]) == set(candidates.CANDIDATES)  # the pooled one too
     assert manifest["serving_sklearn_max_abs_diff"] <= 1e-6
     assert manifest["selection"]["published"] in manifest["comparison"]
     plot = registry / "ctr" / loaded.version / "reliability.png"
