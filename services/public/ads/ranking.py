@@ -139,14 +139,20 @@ def model_inputs(
     snapshot row, serving's fixed values; anything missing takes the schema's default."""
     n = len(candidates)
     missing = len(items.index)
-    rows = np.fromiter((items.index.get(c.item_id, missing) for c in candidates), np.intp, n)
+    item_ids = [c.item_id for c in candidates]  # read once: the catalogue and the model use it
+    rows = np.fromiter((items.index.get(i, missing) for i in item_ids), np.intp, n)
     inputs: dict[str, np.ndarray] = {}
     for feature in schema:
         if feature.source == "catalogue":
             inputs[feature.name] = items.columns[feature.name][rows].reshape(n, 1)
             continue
         if feature.source == "candidate":
-            values = [getattr(c, feature.name) or str(feature.default) for c in candidates]
+            fields = (
+                item_ids
+                if feature.name == "item_id"
+                else [getattr(c, feature.name) for c in candidates]
+            )
+            values = [v or str(feature.default) for v in fields]
             inputs[feature.name] = np.array(values, dtype=object).reshape(n, 1)
             continue
         value: object = feature.default
