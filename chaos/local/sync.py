@@ -62,11 +62,10 @@ def switch_off_checkpoint(run_dir: str = DEFAULT_RUN_DIR) -> None:
 
 
 def _sync_state(platform: Platform) -> list[Path]:
-    """What a sync run remembers: both queries' checkpoints and both sinks' commit logs."""
+    """What a sync run remembers: its query's checkpoint and both sinks' commit logs."""
     locs = _locations(platform)
     return [
-        locs.events_checkpoint.path,
-        locs.quarantine_checkpoint.path,
+        locs.sync_checkpoint.path,
         locs.events.path / "_spark_metadata",
         locs.quarantine.path / "_spark_metadata",
     ]
@@ -75,7 +74,7 @@ def _sync_state(platform: Platform) -> list[Path]:
 def _forget_checkpoints_if_switched_off(platform: Platform) -> None:
     if "checkpoint" in context.current().switched_off:
         locs = _locations(platform)
-        for path in (locs.events_checkpoint.path, locs.quarantine_checkpoint.path):
+        for path in (locs.sync_checkpoint.path,):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -87,7 +86,7 @@ def kill_sync_mid_batch(
     Returns how many kills landed mid-batch."""
     drill = context.current()
     platform = Platform.load(run_dir)
-    checkpoint = _events_checkpoint(platform)
+    checkpoint = _sync_checkpoint(platform)
     offsets = checkpoint / "offsets"
     landed = 0
     drill.fault_begins(f"sync job SIGKILLed mid-batch, {kills} times")
@@ -119,7 +118,7 @@ def cut_sync_path(cuts: int = 2, timeout_s: float = 180.0, run_dir: str = DEFAUL
     drill = context.current()
     platform = Platform.load(run_dir)
     landing = _locations(platform).landing.path
-    checkpoint = _events_checkpoint(platform)
+    checkpoint = _sync_checkpoint(platform)
     failed = 0
     drill.fault_begins(f"the sync's path to the landing log cut mid-batch, {cuts} times")
     for attempt in range(1, cuts + 1):
@@ -167,7 +166,7 @@ def switch_off_completeness(run_dir: str = DEFAULT_RUN_DIR) -> None:
 def _forget_unread_if_switched_off(platform: Platform) -> None:
     if "completeness" in context.current().switched_off:
         locs = _locations(platform)
-        for path in (locs.events_checkpoint.path, locs.quarantine_checkpoint.path):
+        for path in (locs.sync_checkpoint.path,):
             shutil.rmtree(path / RECORDS, ignore_errors=True)
 
 
@@ -315,8 +314,8 @@ def _locations(platform: Platform) -> Any:
     return Locations.from_spec(platform.topology.data)
 
 
-def _events_checkpoint(platform: Platform) -> Path:
-    path: Path = _locations(platform).events_checkpoint.path
+def _sync_checkpoint(platform: Platform) -> Path:
+    path: Path = _locations(platform).sync_checkpoint.path
     return path
 
 

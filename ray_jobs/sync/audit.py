@@ -59,7 +59,7 @@ def audit(locs: Locations) -> Audit:
     extra, duplicated = extra_copies(ids)
     records = sum(
         len(list((checkpoint / RECORDS).glob("*.json")))
-        for checkpoint in (locs.events_checkpoint.path, locs.quarantine_checkpoint.path)
+        for checkpoint in (locs.sync_checkpoint.path,)
         if (checkpoint / RECORDS).is_dir()
     )
     return Audit(len(ids), extra, duplicated, records, len(_debris(sink, live)))

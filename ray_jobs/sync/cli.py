@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.job == "prune-landing":
         from ray_jobs.sync.prune import prune_landing
 
-        checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path]
+        checkpoints = [locs.sync_checkpoint.path]
         return _report({"pruned_files": prune_landing(locs.landing.path, checkpoints)})
     if args.job == "erase":
         from ray_jobs.sync import erasure

@@ -59,8 +59,7 @@ class Locations:
     erasures: Location  # pseudonymous ids to purge, exported from the private DB
     training: Location  # training sets, one directory per version
     quarantine: Location
-    events_checkpoint: Location
-    quarantine_checkpoint: Location
+    sync_checkpoint: Location  # the one query that writes both events and quarantine
     features: Location
 
     @classmethod
@@ -73,8 +72,7 @@ class Locations:
             erasures=warehouse.child("erasures"),
             training=warehouse.child("training"),
             quarantine=Location.of(spec.quarantine_uri),
-            events_checkpoint=checkpoints.child("sync_events"),
-            quarantine_checkpoint=checkpoints.child("sync_quarantine"),
+            sync_checkpoint=checkpoints.child("sync_events"),
             features=Location.of(spec.features_uri),
         )
 

@@ -65,10 +65,10 @@ def warehouse_lock(locs: Locations, wait_s: float = 0.0) -> Iterator[None]:
     it), waiting up to `wait_s` for a holder to let go -- a continuous sync lets go between
     its runs, so an erase that waits gets in at a run's boundary. Local checkpoints only;
     elsewhere the scheduler must not overlap them."""
-    if not locs.events_checkpoint.is_local:
+    if not locs.sync_checkpoint.is_local:
         yield
         return
-    path = locs.events_checkpoint.path.parent / "sync.lock"
+    path = locs.sync_checkpoint.path.parent / "sync.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_s
     with open(path, "a") as handle:
@@ -207,7 +207,7 @@ def purge_landing(locs: Locations, ids: set[str]) -> tuple[int, int]:
     from ray_jobs.sync.prune import prunable
 
     root = locs.landing.path.resolve()
-    checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path]
+    checkpoints = [locs.sync_checkpoint.path]
     files = lines_removed = 0
     for path in sorted(prunable(checkpoints)):
         if root not in path.parents or not path.is_file():

@@ -86,6 +86,36 @@ def java_pattern(rule: FieldRule) -> str:
     return rf"^(?:{rule.pattern})\z"
 
 
+# Joining the fields for the one-match check (`whole_line_pattern`): no rule's pattern
+# accepts either character, so a value holding one cannot shift the fields into a match.
+SEPARATOR = "\x01"
+ABSENT = "\x02"  # stands for an optional field that is absent
+PRESENT = "\x03"  # prefixes an optional field's value (so a value cannot pose as ABSENT)
+
+
+def whole_line_pattern() -> str:
+    r"""One Java (and Python) pattern that the fields joined by SEPARATOR (an optional field
+    as PRESENT + its value, or ABSENT) match exactly when every rule passes (pure)."""
+    parts = [
+        f"(?:{rule.pattern})" if rule.required else f"(?:{PRESENT}(?:{rule.pattern})|{ABSENT})"
+        for rule in FIELDS
+    ]
+    return "^" + SEPARATOR.join(parts) + r"\z"
+
+
+def passes_every_rule(raw: Mapping[str, str | None]) -> bool:
+    """`whole_line_pattern` applied in Python, as Spark applies it (for tests and tools)."""
+    parts: list[str] = []
+    for rule in FIELDS:
+        value = raw.get(rule.name)
+        if value is not None:
+            parts.append(value if rule.required else PRESENT + value)
+        elif not rule.required:
+            parts.append(ABSENT)  # a required field that is absent is skipped, as concat_ws
+    joined = SEPARATOR.join(parts)
+    return re.search(whole_line_pattern().replace(r"\z", r"\Z"), joined) is not None
+
+
 def first_problem(raw: Mapping[str, str | None] | None) -> str | None:
     """The reason a parsed line (every field as text, None when absent) is rejected, or None.
 

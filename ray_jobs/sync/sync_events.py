@@ -1,21 +1,23 @@
 """sync_events: the public landing log -> the private warehouse, exactly once.
 
-Two Structured Streaming queries read the same landing files (`date=*/hour=*/*.jsonl`) as
-text, each with its own checkpoint and its own file sink:
+One Structured Streaming query reads the landing files (`date=*/hour=*/*.jsonl`) as text and
+parses each line once; its `foreachBatch` writes every micro-batch to two tables, each through
+Spark's own file sink (`sinks.ParquetSink`):
 
 - events: lines that pass every rule in `schema.FIELDS`, typed, minus erased users, minus
   replayed `event_id`s, into `<warehouse>/events/` (parquet, partitioned by `event_date`);
 - quarantine: lines that fail a rule, with the reason and the source file, into
   `<quarantine>/`.
 
-Exactly once: the file source records which files each batch read (offsets log) and the
-file sink commits a batch's part files in its `_spark_metadata` log; a batch killed midway is
-re-run from the same files after restart, and the sink ignores the files it had written but
-not committed. So readers must read the sink through Spark (or `sinklog.live_files`), never
-by listing the directory.
+Exactly once: the file source records which files each batch read (offsets log, in the one
+checkpoint); each table's sink commits a batch's part files in its `_spark_metadata` log
+under the query's batch id and skips a batch id it already has. A batch killed midway is
+re-run from the same files after restart: a table that committed it writes nothing, the other
+writes it, and files written but not committed are ignored. So readers must read the tables
+through Spark (or `sinklog.live_files`), never by listing the directory.
 
-Duplicates: the landing log is at-least-once (a crash can write a client's replay twice),
-so `dropDuplicatesWithinWatermark(["event_id"])` runs with a watermark on the ingest time.
+Duplicates: the landing log is at-least-once (a crash can write a client's replay twice), so
+`dropDuplicatesWithinWatermark` runs on the event id with a watermark on the ingest time.
 The trade-off: exact dedup over all history keeps one state entry per event forever
 (unbounded checkpoint); a watermark bounds the state to the ids seen within
 `late_data_horizon_s` (7 days by default) -- a replay is dropped when it lands within that
@@ -24,6 +26,16 @@ horizon of the first copy, and a line whose ingest time is already older than th
 ingest time when they are written and are read in modification-time order, so that only
 happens to files copied in more than a horizon late; the file source's `maxFileAge` is set to
 the same horizon.
+
+Quarantined lines pass the same operator under a key of their own (`\0`, the source file,
+`\0`, the line's SHA-256; no event id can hold `\0`) and with no ingest time: they are never
+late, never move the watermark, and their state entries expire at the next batch. A line
+repeated verbatim within one landing file is quarantined once.
+
+Cost: a micro-batch is parsed, judged and deduplicated once, then written to events. The
+quarantine write runs only for a batch that has quarantined lines (the events write counts
+them); it evaluates the batch a second time, which Spark allows for `foreachBatch` (same
+input, same state version) -- rare lines, so no cache of every batch.
 """
 
 from __future__ import annotations
@@ -33,8 +45,8 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ray_jobs.sync import schema
 from ray_jobs.sync.config import Locations
@@ -47,13 +59,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_PAUSE_S = 1.0  # the warehouse lock stays free at least this long between runs
-EVENTS_QUERY = "sync_events"
-QUARANTINE_QUERY = "sync_quarantine"
+QUERY = "sync_events"
+QUARANTINED = "quarantined"  # the observed metric: quarantined lines in a batch
 
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What one availableNow run did (from the queries' progress reports)."""
+    """What one availableNow run did (from the query's progress and its batch writer)."""
 
     batches: int
     landing_lines: int
@@ -75,10 +87,33 @@ def _landing_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> Data
         .load(locs.landing_files)
     )
     parsed = F.from_json("value", raw_schema(), {"columnNameOfCorruptRecord": "_corrupt"})
+    # input_file_name(), not _metadata.file_path: the same URI, and the metadata column cost
+    # about 8 s per million lines in the partitioned write (measured, see bench/README).
     return lines.select(
         F.col("value").alias("line"),
-        F.col("_metadata.file_path").alias("source_file"),
+        F.input_file_name().alias("source_file"),
         parsed.alias("r"),
+    )
+
+
+def passes_every_rule() -> Column:
+    """True when a parsed line breaks no rule: one match of `schema.whole_line_pattern()`
+    over the fields joined, instead of one per field (the common case pays one regex)."""
+    from pyspark.sql import functions as F
+
+    parts = []
+    for rule in schema.FIELDS:
+        value = F.col(f"r.`{rule.name}`")
+        if not rule.required:
+            value = F.when(value.isNull(), F.lit(schema.ABSENT)).otherwise(
+                F.concat(F.lit(schema.PRESENT), value)
+            )
+        parts.append(value)
+    joined = F.concat_ws(schema.SEPARATOR, *parts)
+    return (
+        F.col("r").isNotNull()
+        & F.col("r._corrupt").isNull()
+        & joined.rlike(schema.whole_line_pattern())
     )
 
 
@@ -98,15 +133,41 @@ def reason_column() -> Column:
     reason: Column = F.lit(None).cast("string")
     for condition, text in reversed(checks):
         reason = F.when(condition, F.lit(text)).otherwise(reason)
-    return reason
+    return F.when(passes_every_rule(), F.lit(None).cast("string")).otherwise(reason)
 
 
-def _typed(judged: DataFrame) -> DataFrame:
+def judged_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataFrame:
+    """Every landing line once, judged: the typed fields (null on a quarantined line), the
+    event date, the source file, the reason (null when good), the raw line (quarantined
+    lines only), and the dedup key and time described in the module docstring."""
     from pyspark.sql import functions as F
 
-    columns = [F.col(f"r.`{r.name}`").cast(r.spark_type).alias(r.name) for r in schema.FIELDS]
-    event_date = F.to_date(F.timestamp_micros(F.col("r.event_time_us").cast("bigint")))
-    return judged.select(*columns, event_date.alias("event_date"), "source_file")
+    lines = _landing_lines(spark, spec, locs).withColumn("reason", reason_column())
+    good = F.col("reason").isNull()
+
+    def typed(name: str, spark_type: str) -> Column:
+        # Only good lines are cast: Spark's ANSI casts raise on the text a bad line may hold.
+        return F.when(good, F.col(f"r.`{name}`").cast(spark_type))
+
+    ingest_us = typed("ingest_time_us", "bigint")
+    quarantine_key = F.concat(
+        F.lit("\0"), F.col("source_file"), F.lit("\0"), F.sha2(F.col("line"), 256)
+    )
+    return lines.select(
+        *(typed(r.name, r.spark_type).alias(r.name) for r in schema.FIELDS),
+        F.to_date(F.timestamp_micros(typed("event_time_us", "bigint"))).alias("event_date"),
+        "source_file",
+        "reason",
+        F.when(~good, F.substring("line", 1, schema.MAX_QUARANTINED_LINE)).alias("line"),
+        F.when(good, F.col("r.event_id")).otherwise(quarantine_key).alias("_key"),
+        F.timestamp_micros(ingest_us).alias("_ingest_ts"),
+    )
+
+
+def deduplicated(judged: DataFrame, spec: DataSpec) -> DataFrame:
+    return judged.withWatermark(
+        "_ingest_ts", f"{spec.late_data_horizon_s} seconds"
+    ).dropDuplicatesWithinWatermark(["_key"])
 
 
 def erased_ids(spark: SparkSession, locs: Locations) -> DataFrame:
@@ -127,56 +188,83 @@ def empty_ids(spark: SparkSession) -> DataFrame:
     return spark.range(0).select(F.lit(None).cast("string").alias("pseudonymous_user_id"))
 
 
-def events_frame(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataFrame:
-    """Good lines, typed, minus erased users, deduplicated on event_id across batches."""
-    from pyspark.sql import functions as F
+@dataclass
+class BatchWriter:
+    """The query's `foreachBatch`: each micro-batch to the events table, then (when it has
+    quarantined lines) to the quarantine table, both under the query's batch id."""
 
-    judged = _landing_lines(spark, spec, locs).withColumn("reason", reason_column())
-    good = _typed(judged.where(F.col("reason").isNull()))
-    kept = good.join(F.broadcast(erased_ids(spark, locs)), "pseudonymous_user_id", "left_anti")
-    deduped = (
-        kept.withColumn("_ingest_ts", F.timestamp_micros("ingest_time_us"))
-        .withWatermark("_ingest_ts", f"{spec.late_data_horizon_s} seconds")
-        .dropDuplicatesWithinWatermark(["event_id"])
-    )
-    return deduped.select(*schema.FIELD_NAMES, *(n for n, _ in schema.WAREHOUSE_EXTRA))
+    spark: SparkSession
+    locs: Locations
+    quarantine_batches: int = 0
+    _sinks: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from ray_jobs.sync.sinks import ParquetSink
 
-def quarantine_frame(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataFrame:
-    from pyspark.sql import functions as F
+        self._sinks = {
+            "events": ParquetSink(self.spark, self.locs.events.uri, ["event_date"]),
+            "quarantine": ParquetSink(self.spark, self.locs.quarantine.uri, []),
+        }
 
-    judged = _landing_lines(spark, spec, locs).withColumn("reason", reason_column())
-    return judged.where(F.col("reason").isNotNull()).select(
-        "source_file",
-        F.substring("line", 1, schema.MAX_QUARANTINED_LINE).alias("line"),
-        "reason",
-    )
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        from pyspark.sql import functions as F
 
-
-def start(spark: SparkSession, spec: DataSpec, locs: Locations) -> list[StreamingQuery]:
-    """Start both queries, availableNow: process what is there, then stop."""
-    plans = [
-        (EVENTS_QUERY, events_frame(spark, spec, locs), locs.events, locs.events_checkpoint),
-        (
-            QUARANTINE_QUERY,
-            quarantine_frame(spark, spec, locs),
-            locs.quarantine,
-            locs.quarantine_checkpoint,
-        ),
-    ]
-    queries = []
-    for name, frame, sink, checkpoint in plans:
-        writer = (
-            frame.writeStream.queryName(name)
-            .format("parquet")
-            .outputMode("append")
-            .option("path", sink.uri)
-            .option("checkpointLocation", checkpoint.uri)
+        events, quarantine = self._sinks["events"], self._sinks["quarantine"]
+        if events.committed(batch_id):  # a re-run after a crash between the two writes
+            quarantined = None
+        else:
+            counted = batch.observe(
+                QUARANTINED, F.count_if(F.col("reason").isNotNull()).alias(QUARANTINED)
+            )
+            good = counted.where(F.col("reason").isNull()).join(
+                F.broadcast(erased_ids(self.spark, self.locs)), "pseudonymous_user_id", "left_anti"
+            )
+            frame = good.select(*schema.FIELD_NAMES, *(n for n, _ in schema.WAREHOUSE_EXTRA))
+            events.add_batch(batch_id, frame)
+            quarantined = observed(frame, QUARANTINED)
+        if quarantined == 0:
+            # The count is exact; the log still gets the batch id (the sink's log must have
+            # every batch id, as a plain file sink's does).
+            quarantine.add_batch(batch_id, empty_quarantine(self.spark))
+            return
+        bad = batch.where(F.col("reason").isNotNull()).select(
+            *(n for n, _ in schema.QUARANTINE_COLUMNS)
         )
-        if name == EVENTS_QUERY:
-            writer = writer.partitionBy("event_date")
-        queries.append(writer.trigger(availableNow=True).start())
-    return queries
+        quarantine.add_batch(batch_id, bad)
+        self.quarantine_batches += 1
+
+
+def empty_quarantine(spark: SparkSession) -> DataFrame:
+    """No rows, the quarantine table's columns, built in the JVM (as `empty_ids`)."""
+    from pyspark.sql import functions as F
+
+    return spark.range(0).select(
+        *(F.lit(None).cast(kind).alias(name) for name, kind in schema.QUARANTINE_COLUMNS)
+    )
+
+
+def observed(frame: DataFrame, name: str) -> int | None:
+    """A metric `observe` collected while `frame`'s plan ran, or None when it did not run."""
+    metrics = frame._jdf.queryExecution().observedMetrics()
+    if not metrics.contains(name):
+        return None
+    return int(metrics.apply(name).getLong(0))
+
+
+def start(
+    spark: SparkSession, spec: DataSpec, locs: Locations
+) -> tuple[StreamingQuery, BatchWriter]:
+    """Start the query, availableNow: process what is there, then stop."""
+    writer = BatchWriter(spark, locs)
+    query = (
+        deduplicated(judged_lines(spark, spec, locs), spec)
+        .writeStream.queryName(QUERY)
+        .option("checkpointLocation", locs.sync_checkpoint.uri)
+        .foreachBatch(writer)
+        .trigger(availableNow=True)
+        .start()
+    )
+    return query, writer
 
 
 def run_available_now(spark: SparkSession, spec: DataSpec, locs: Locations) -> SyncReport:
@@ -184,26 +272,25 @@ def run_available_now(spark: SparkSession, spec: DataSpec, locs: Locations) -> S
     from ray_jobs.sync import completeness
     from ray_jobs.sync.prune import committed_batches
 
-    local = locs.landing.is_local and locs.events_checkpoint.is_local
-    checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path] if local else []
+    local = locs.landing.is_local and locs.sync_checkpoint.is_local
+    checkpoints = [locs.sync_checkpoint.path] if local else []
     completeness.reland(checkpoints)
     before = {c: committed_batches(c) for c in checkpoints}
-    events, quarantine = start(spark, spec, locs)
+    query, writer = start(spark, spec, locs)
     failure: Exception | None = None
-    for query in (events, quarantine):
-        try:
-            query.awaitTermination()
-        except Exception as exc:  # re-raised below, after the check
-            failure = failure or exc
-    # Even when one query failed, the other may have committed a batch that skipped files.
+    try:
+        query.awaitTermination()
+    except Exception as exc:  # re-raised below, after the check
+        failure = exc
+    # Even when the query failed, it may have committed a batch that skipped files.
     completeness.check({c: committed_batches(c) - before[c] for c in checkpoints})
     if failure is not None:
         raise failure
-    progress = events.recentProgress
+    progress = query.recentProgress
     return SyncReport(
         batches=sum(1 for p in progress if p["numInputRows"] > 0),
         landing_lines=sum(int(p["numInputRows"]) for p in progress),
-        quarantine_batches=sum(1 for p in quarantine.recentProgress if p["numInputRows"] > 0),
+        quarantine_batches=writer.quarantine_batches,
     )
 
 

@@ -143,7 +143,7 @@ def prune_synced_landing(run_dir: Path) -> int:
     from services.topology import load_topology
 
     locs = Locations.from_spec(load_topology(run_dir / "topology.yaml").data)
-    checkpoints = [locs.events_checkpoint.path, locs.quarantine_checkpoint.path]
+    checkpoints = [locs.sync_checkpoint.path]
     return prune_landing(locs.landing.path, checkpoints)
 
 

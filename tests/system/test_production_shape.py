@@ -285,7 +285,7 @@ def synced_before(run_dir: Path) -> bool:
     from ray_jobs.sync.prune import committed_batches
 
     locs = Locations.from_spec(Platform.load(run_dir).topology.data)
-    return bool(committed_batches(locs.events_checkpoint.path))
+    return bool(committed_batches(locs.sync_checkpoint.path))
 
 
 def test_sigint_mid_fault_still_rolls_back(platform: Path) -> None:

@@ -67,7 +67,7 @@ def test_continuous_sync_lets_an_erase_in_and_stops_cleanly_on_sigterm(tmp_path:
         landed += land_events(world, 100, seed=99, prefix="late-")  # the victim's too
         after_erase = runs()
         wait_for(lambda: runs() >= after_erase + 2, "runs after the erase")
-        batches = len(committed_batches(world.locs.events_checkpoint.path))
+        batches = len(committed_batches(world.locs.sync_checkpoint.path))
         landed += land_events(world, 100, seed=100, prefix="last-")
         time.sleep(1.5)  # SIGTERM whatever it is doing: maybe mid-batch, maybe between runs
         proc.send_signal(signal.SIGTERM)

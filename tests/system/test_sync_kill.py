@@ -61,7 +61,7 @@ def sync_command(topology: Path) -> list[str]:
 
 
 def offsets(world: World) -> int:
-    directory = world.locs.events_checkpoint.path / "offsets"
+    directory = world.locs.sync_checkpoint.path / "offsets"
     return sum(1 for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else 0
 
 

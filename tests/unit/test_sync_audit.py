@@ -89,7 +89,7 @@ def test_a_pending_completeness_record_fails_the_audit(tmp_path: Path) -> None:
     locs = locations(tmp_path)
     sink = locs.events.path
     commit(sink, 0, [part(sink, "0", ["e1"])])
-    records = locs.events_checkpoint.path / RECORDS
+    records = locs.sync_checkpoint.path / RECORDS
     records.mkdir(parents=True)
     (records / "4.json").write_text(json.dumps(["/landing/lost.jsonl"]))
     result = audit(locs)

@@ -215,3 +215,52 @@ def test_a_landing_line_is_erased_by_its_id_field_or_any_mention_when_not_json()
     assert erased_line('{"event_id": bad json p_gone', ids)  # the quarantine's kind
     assert not erased_line("not json at all", ids)
     assert not erased_line('{"event_id": "e4", "pseudonymous_user_id": ["p_gone"]}', ids)
+
+
+def test_the_one_match_check_agrees_with_the_rule_by_rule_check() -> None:
+    """`whole_line_pattern` (what Spark runs on every line first) passes exactly the lines
+    that `first_problem` (rule by rule, the reasons) passes, including values that hold the
+    separator or the absent marker, which must not shift the fields into a match."""
+    base = {
+        "event_id": "e-1",
+        "type": "click",
+        "event_time_us": "1700000000000000",
+        "ingest_time_us": "1700000000000001",
+        "pseudonymous_user_id": "p_1",
+        "rank_request_id": "r-1",
+        "ad_id": "ad-1",
+        "campaign_id": "c",
+        "placement_id": "",
+        "position": "2",
+        "model_version": "m@1",
+        "device_type": "1",
+        "channel": "-3",
+    }
+    variants: list[dict[str, str | None]] = [dict(base)]
+    for name in base:
+        for value in (
+            None,
+            "",
+            "x" * 129,
+            "a b",
+            "1.5",
+            "a" + schema.SEPARATOR + "b",
+            schema.ABSENT,
+            schema.PRESENT + "1",
+            "9" * 19,
+            "-",
+        ):
+            variants.append({**base, name: value})
+    for extra in (
+        {"conversion_currency": "EUR"},
+        {"conversion_currency": "eur"},
+        {"conversion_value_minor": "12"},
+        {"conversion_value_minor": schema.ABSENT},
+    ):
+        variants.append({**base, **extra})
+    shifted = {**base, "type": "click" + schema.SEPARATOR + "1"}  # one field too many
+    variants.append(shifted)
+    verdicts = {schema.first_problem(v) is None for v in variants}
+    assert verdicts == {True, False}  # both kinds are in the corpus
+    for raw in variants:
+        assert schema.passes_every_rule(raw) == (schema.first_problem(raw) is None), raw

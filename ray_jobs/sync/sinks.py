@@ -1,0 +1,59 @@
+"""Spark's own file sink, driven from `foreachBatch`.
+
+The sync writes two tables (events, quarantine) from one query: its `foreachBatch` hands each
+micro-batch to one `FileStreamSink` per table -- the class behind `writeStream.format(
+"parquet")`, so each table keeps the commit protocol every reader relies on: a batch's part
+files become visible only when `_spark_metadata/<batch>` names them, a batch id the log
+already has is skipped (a re-run batch after a crash writes nothing twice), and the log is
+compacted every `spark.sql.streaming.fileSink.log.compactInterval` batches.
+
+`FileStreamSink` is internal to Spark (pinned in pyproject.toml: pyspark >=4.3,<4.4); its
+constructor is the one the `parquet` streaming data source calls. Every sync test goes
+through it, so a Spark upgrade that moves it fails loudly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SINK_CLASS = "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink"
+METADATA = "_spark_metadata"
+
+
+class ParquetSink:
+    """One table written batch by batch through Spark's file sink."""
+
+    def __init__(self, spark: SparkSession, uri: str, partition_by: list[str]) -> None:
+        jvm: Any = spark._jvm  # py4j: how PySpark reaches the JVM
+        utils = jvm.org.apache.spark.api.python.PythonUtils
+        parquet = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat()
+        sink_class = jvm
+        for part in SINK_CLASS.split("."):
+            sink_class = getattr(sink_class, part)
+        self._sink = sink_class(
+            spark._jsparkSession,
+            uri,
+            parquet,
+            utils.toSeq(partition_by),
+            utils.toScalaMap({}),
+        )
+        self._jvm = jvm
+        self._hadoop = spark._jsc.hadoopConfiguration()
+        self.uri = uri
+
+    def add_batch(self, batch_id: int, frame: DataFrame) -> None:
+        """Write and commit `frame` as batch `batch_id`; nothing when the log has it already."""
+        self._sink.addBatch(batch_id, frame._jdf)
+
+    def committed(self, batch_id: int) -> bool:
+        """Whether the table's log holds batch `batch_id` (as an entry or a compaction)."""
+        path_class = self._jvm.org.apache.hadoop.fs.Path
+        log = path_class(f"{self.uri.rstrip('/')}/{METADATA}")
+        fs = log.getFileSystem(self._hadoop)
+        return bool(
+            fs.exists(path_class(log, str(batch_id)))
+            or fs.exists(path_class(log, f"{batch_id}.compact"))
+        )
