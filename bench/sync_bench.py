@@ -8,7 +8,7 @@ load average. Results go to bench/results/sync.json.
 
 Both Spark figures exclude session start-up (reported apart) and share one session, warmed up
 by the plain job on the first landing file; then the plain job runs, then sync_events' availableNow
-run of both queries (events + quarantine) from a fresh checkpoint.
+run (one query writing events and quarantine) from a fresh checkpoint.
 """
 
 from __future__ import annotations

@@ -93,12 +93,12 @@ ABSENT = "\x02"  # stands for an optional field that is absent
 PRESENT = "\x03"  # prefixes an optional field's value (so a value cannot pose as ABSENT)
 
 
-def whole_line_pattern() -> str:
+def whole_line_pattern(rules: tuple[FieldRule, ...] = FIELDS) -> str:
     r"""One Java (and Python) pattern that the fields joined by SEPARATOR (an optional field
     as PRESENT + its value, or ABSENT) match exactly when every rule passes (pure)."""
     parts = [
         f"(?:{rule.pattern})" if rule.required else f"(?:{PRESENT}(?:{rule.pattern})|{ABSENT})"
-        for rule in FIELDS
+        for rule in rules
     ]
     return "^" + SEPARATOR.join(parts) + r"\z"
 
