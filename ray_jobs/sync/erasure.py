@@ -15,7 +15,7 @@ the sync takes; a continuous sync lets go of it between its runs, and `erase` wa
 4. the sink log's entries for those files get the new sizes (`sinklog.update_sizes`), and
    the journal is deleted.
 
-5. the public landing log: every landing file both queries have committed (the files pruning
+5. the public landing log: every landing file the sync has committed (the files pruning
    would delete) is rewritten without the lines that carry an erased id, or deleted when
    none is left; files not yet synced are left for the sync to read (its anti-join keeps
    their erased events out) and are purged by the next `erase` once it has.

@@ -214,9 +214,9 @@ def run_continuously(
 ) -> None:
     """The sync kept running: availableNow runs back to back in one session (one JVM, warm),
     one starting every `interval_s` at most, until `stopping` is set (a run under way is
-    stopped by stopping its queries: exactly once, a half batch is never committed).
+    stopped by stopping its query: exactly once, a half batch is never committed).
 
-    Runs rather than one never-ending query, because each run rebuilds the queries (the
+    Runs rather than one never-ending query, because each run rebuilds the query (the
     erasures recorded meanwhile apply from the next run; a static side read once would go
     stale), runs the completeness check like any run, and holds the warehouse `lock` only
     while it runs: an `erase` waiting for it gets in at a run's boundary. The pause between
