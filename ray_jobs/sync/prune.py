@@ -7,8 +7,8 @@ says up to which source log id it read, and the file source's log (`sources/0/<i
 (Batch ids are not source log ids: reading `sources/0/<batch>` as batch <batch>'s files, as
 this module once did, pruned files of a planned but uncommitted batch.) Spark's own
 `cleanSource` was ruled out while two queries read the directory (its docs forbid that); one
-query reads it now, so it could be tried, but pruning stays an explicit step here. Without pruning, the landing log -- and everything that scans the public zone --
-grows with every day.
+query reads it now, so it could be tried, but pruning stays an explicit step here. Without
+pruning, the landing log -- and everything that scans the public zone -- grows every day.
 
 Pure reading of the checkpoints; the only I/O that changes anything is `prune_landing`.
 """
