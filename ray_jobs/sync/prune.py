@@ -1,14 +1,15 @@
 """Prune the public landing log of files the sync has finished with.
 
-A landing file may go once every query that reads the landing log (events and quarantine)
-has read it in a batch it committed: `commits/<batch>` marks a batch done, `offsets/<batch>`
-says up to which source log id it read, and the file source's log (`sources/0/<id>`, with
-`<id>.compact` every few ids holding all earlier entries) names the files of each id.
-(Batch ids are not source log ids: reading `sources/0/<batch>` as batch <batch>'s files, as
-this module once did, pruned files of a planned but uncommitted batch.) Spark's own
-`cleanSource` was ruled out while two queries read the directory (its docs forbid that); one
-query reads it now, so it could be tried, but pruning stays an explicit step here. Without
-pruning, the landing log -- and everything that scans the public zone -- grows every day.
+A landing file may go once the sync's query (every query that reads the landing log, if
+there were more) has read it in a batch it committed: `commits/<batch>` marks a batch done,
+`offsets/<batch>` says up to which source log id it read, and the file source's log
+(`sources/0/<id>`, with `<id>.compact` every few ids holding all earlier entries) names the
+files of each id. (Batch ids are not source log ids: reading `sources/0/<batch>` as batch
+<batch>'s files, as this module once did, pruned files of a planned but uncommitted batch.)
+Spark's own `cleanSource` was ruled out while two queries read the directory (its docs
+forbid that); one query reads it now, so it could be tried, but pruning stays an explicit
+step here. Without pruning, the landing log -- and everything that scans the public zone --
+grows every day.
 
 Pure reading of the checkpoints; the only I/O that changes anything is `prune_landing`.
 """

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-SINK_CLASS = "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink"
+PACKAGE = "org.apache.spark.sql.execution.streaming.sinks"
+SINK_CLASS = f"{PACKAGE}.FileStreamSink"
 METADATA = "_spark_metadata"
 
 
@@ -30,10 +31,7 @@ class ParquetSink:
         jvm: Any = spark._jvm  # py4j: how PySpark reaches the JVM
         utils = jvm.org.apache.spark.api.python.PythonUtils
         parquet = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat()
-        sink_class = jvm
-        for part in SINK_CLASS.split("."):
-            sink_class = getattr(sink_class, part)
-        self._sink = sink_class(
+        self._sink = _java_class(jvm, SINK_CLASS)(
             spark._jsparkSession,
             uri,
             parquet,
@@ -41,12 +39,29 @@ class ParquetSink:
             utils.toScalaMap({}),
         )
         self._jvm = jvm
+        self._gateway: Any = spark.sparkContext._gateway
+        self._session = spark._jsparkSession
         self._hadoop = spark._jsc.hadoopConfiguration()
         self.uri = uri
 
     def add_batch(self, batch_id: int, frame: DataFrame) -> None:
         """Write and commit `frame` as batch `batch_id`; nothing when the log has it already."""
         self._sink.addBatch(batch_id, frame._jdf)
+
+    def add_empty_batch(self, batch_id: int) -> None:
+        """Commit batch `batch_id` with no files. (An empty frame through `add_batch` would
+        write one empty part file per batch: a continuous sync would grow the table by a file
+        per batch for nothing.) The log must hold every batch id: Spark's readers and its
+        compaction read the ids from the last compaction on, and a gap is an error."""
+        log_class = _java_class(self._jvm, f"{PACKAGE}.FileStreamSinkLog")
+        status_class = _java_class(self._jvm, f"{PACKAGE}.SinkFileStatus")
+        log = log_class(
+            log_class.VERSION(),
+            self._session,
+            f"{self.uri.rstrip('/')}/{METADATA}",
+            self._jvm.scala.Option.empty(),
+        )
+        log.add(batch_id, self._gateway.new_array(status_class, 0))  # False: it had the id
 
     def committed(self, batch_id: int) -> bool:
         """Whether the table's log holds batch `batch_id` (as an entry or a compaction)."""
@@ -57,3 +72,10 @@ class ParquetSink:
             fs.exists(path_class(log, str(batch_id)))
             or fs.exists(path_class(log, f"{batch_id}.compact"))
         )
+
+
+def _java_class(jvm: Any, name: str) -> Any:
+    found = jvm
+    for part in name.split("."):
+        found = getattr(found, part)
+    return found

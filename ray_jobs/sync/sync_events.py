@@ -132,24 +132,13 @@ class BatchWriter:
             events.add_batch(batch_id, frame)
             quarantined = observed(frame, QUARANTINED)
         if quarantined == 0:
-            # The count is exact; the log still gets the batch id (the sink's log must have
-            # every batch id, as a plain file sink's does).
-            quarantine.add_batch(batch_id, empty_quarantine(self.spark))
+            quarantine.add_empty_batch(batch_id)  # the count is exact: nothing to write
             return
         bad = batch.where(F.col("reason").isNotNull()).select(
             *(n for n, _ in schema.QUARANTINE_COLUMNS)
         )
         quarantine.add_batch(batch_id, bad)
         self.quarantine_batches += 1
-
-
-def empty_quarantine(spark: SparkSession) -> DataFrame:
-    """No rows, the quarantine table's columns, built in the JVM (as `empty_ids`)."""
-    from pyspark.sql import functions as F
-
-    return spark.range(0).select(
-        *(F.lit(None).cast(kind).alias(name) for name, kind in schema.QUARANTINE_COLUMNS)
-    )
 
 
 def observed(frame: DataFrame, name: str) -> int | None:
