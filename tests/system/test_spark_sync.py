@@ -19,6 +19,7 @@ from ray_jobs.sync import (
     allowlist,
     erasure,
     export_features,
+    judge,
     scan,
     sinklog,
     sync_events,
@@ -74,6 +75,7 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
     sources = {r.source_file for r in spark.read.parquet(world.locs.quarantine.uri).collect()}
     assert {s.split(":", 1)[0] for s in sources} == {"file"}  # lineage: the file's URI
     assert {unquote(urlparse(s).path) for s in sources} == {str(path)}
+    quarantine_files = sorted(world.locs.quarantine.path.rglob("*.parquet"))
 
     more = land_events(world, 50, seed=2, prefix="b")
     world.landing.append(good[100:150])  # replays of an earlier run's events
@@ -83,6 +85,42 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
     assert len(ids) == len(set(ids)) == 350
     assert set(ids) == {str(r["event_id"]) for r in good + more}
     assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
+    # A batch without a bad line commits the quarantine log's entry without a file.
+    assert sorted(world.locs.quarantine.path.rglob("*.parquet")) == quarantine_files
+
+
+class _StaticReads:
+    """A session whose `readStream` is its batch `read` (same builder calls): the sync's
+    judging and dedup as one static frame, to drive its batch writer by hand."""
+
+    def __init__(self, spark: Any) -> None:
+        self.readStream = spark.read
+
+
+def test_a_batch_run_again_after_a_crash_between_its_two_writes_lands_each_line_once(
+    spark: Any, world: World
+) -> None:
+    good = land_events(world, 60, seed=4, prefix="c")
+    path = world.landing.append(good[:5])  # replays, beside every kind of malformed line
+    with path.open("a") as out:
+        out.write("".join(line + "\n" for line, _ in MALFORMED))
+    frame = judge.judged_lines(_StaticReads(spark), world.spec, world.locs)  # type: ignore[arg-type]
+    batch = frame.dropDuplicates(["_key"])  # the stream's dedup, as a batch frame allows
+    first = sync_events.BatchWriter(spark, world.locs)
+    first(batch, 0)
+    assert first.quarantine_batches == 1
+    # The crash: the events table committed batch 0, the quarantine table had not.
+    log = world.locs.quarantine.path / sinklog.METADATA
+    (log / "0").unlink()
+    (log / ".0.crc").unlink(missing_ok=True)
+    rerun = sync_events.BatchWriter(spark, world.locs)  # a new process: new sinks
+    rerun(batch, 0)  # events skipped, quarantine written
+    sync_events.BatchWriter(spark, world.locs)(batch, 0)  # and again: both have it
+    ids = warehouse_ids(spark, world)
+    assert sorted(ids) == sorted(str(r["event_id"]) for r in good)
+    expected = Counter(reason for _, reason in MALFORMED)
+    assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
+    assert rerun.quarantine_batches == 1
 
 
 def scan_every_file(root: Path, forbidden: set[str]) -> list[str]:
