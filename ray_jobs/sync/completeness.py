@@ -12,7 +12,7 @@ So after each run the sync checks the files of the batches it committed (prune.p
 reads them from the checkpoint): any that is not
 there is recorded under the checkpoint (`_isthmus_unread/<batch>.json`) and the run fails
 loudly; the next run, once the files are back, lands a copy of each under a new name, which
-the source reads like any new file (the events query's event-id deduplication keeps a file
+the source reads like any new file (the sync's event-id deduplication keeps a file
 read twice from counting twice), and drops the record. Pruning keeps recorded files.
 
 Local paths only (the landing is a directory here); a bucket's reads fail with an error

@@ -202,7 +202,7 @@ def erased_line(line: str, ids: set[str]) -> bool:
 
 
 def purge_landing(locs: Locations, ids: set[str]) -> tuple[int, int]:
-    """Rewrite (or delete, when emptied) the landing files every query has committed that
+    """Rewrite (or delete, when emptied) the landing files the sync has committed that
     carry an erased id; returns (files changed, lines removed). Idempotent."""
     from ray_jobs.sync.prune import prunable
 

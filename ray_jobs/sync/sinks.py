@@ -41,7 +41,6 @@ class ParquetSink:
         self._jvm = jvm
         self._gateway: Any = spark.sparkContext._gateway
         self._session = spark._jsparkSession
-        self._hadoop = spark._jsc.hadoopConfiguration()
         self.uri = uri
 
     def add_batch(self, batch_id: int, frame: DataFrame) -> None:
@@ -53,24 +52,27 @@ class ParquetSink:
         write one empty part file per batch: a continuous sync would grow the table by a file
         per batch for nothing.) The log must hold every batch id: Spark's readers and its
         compaction read the ids from the last compaction on, and a gap is an error."""
-        log_class = _java_class(self._jvm, f"{PACKAGE}.FileStreamSinkLog")
         status_class = _java_class(self._jvm, f"{PACKAGE}.SinkFileStatus")
-        log = log_class(
+        if not self._log().add(batch_id, self._gateway.new_array(status_class, 0)):
+            raise RuntimeError(f"{self.uri}: the log already has batch {batch_id}")
+
+    def latest_batch(self) -> int:
+        """The table's last committed batch id (-1 before any)."""
+        latest = self._log().getLatestBatchId()
+        return int(latest.get()) if latest.isDefined() else -1
+
+    def committed(self, batch_id: int) -> bool:
+        """Whether the table has batch `batch_id`: the file sink skips every id up to its
+        latest, so that is the test (a compacted log no longer has each id's own file)."""
+        return self.latest_batch() >= batch_id
+
+    def _log(self) -> Any:
+        log_class = _java_class(self._jvm, f"{PACKAGE}.FileStreamSinkLog")
+        return log_class(
             log_class.VERSION(),
             self._session,
             f"{self.uri.rstrip('/')}/{METADATA}",
             self._jvm.scala.Option.empty(),
-        )
-        log.add(batch_id, self._gateway.new_array(status_class, 0))  # False: it had the id
-
-    def committed(self, batch_id: int) -> bool:
-        """Whether the table's log holds batch `batch_id` (as an entry or a compaction)."""
-        path_class = self._jvm.org.apache.hadoop.fs.Path
-        log = path_class(f"{self.uri.rstrip('/')}/{METADATA}")
-        fs = log.getFileSystem(self._hadoop)
-        return bool(
-            fs.exists(path_class(log, str(batch_id)))
-            or fs.exists(path_class(log, f"{batch_id}.compact"))
         )
 
 

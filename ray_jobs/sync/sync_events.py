@@ -97,15 +97,26 @@ def empty_ids(spark: SparkSession) -> DataFrame:
     return spark.range(0).select(F.lit(None).cast("string").alias("pseudonymous_user_id"))
 
 
+def quarantine_step(events_ran: bool, quarantined: int | None, has_it: bool) -> str:
+    """What the quarantine table does with a batch (pure): "skip" (it has the batch),
+    "empty" (the events write ran and counted no quarantined line: commit no file), or
+    "write" (it has lines, or the count is unknown because the events table had the batch)."""
+    if has_it:
+        return "skip"
+    if events_ran and quarantined == 0:
+        return "empty"
+    return "write"
+
+
 @dataclass
 class BatchWriter:
-    """The query's `foreachBatch`: each micro-batch to the events table, then (when it has
-    quarantined lines) to the quarantine table, both under the query's batch id."""
+    """The query's `foreachBatch`: each micro-batch to the events table, then to the
+    quarantine table (`quarantine_step`), both under the query's batch id."""
 
     spark: SparkSession
     locs: Locations
     quarantine_batches: int = 0
-    _sinks: dict[str, Any] = field(default_factory=dict)
+    _sinks: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         from ray_jobs.sync.sinks import ParquetSink
@@ -119,9 +130,9 @@ class BatchWriter:
         from pyspark.sql import functions as F
 
         events, quarantine = self._sinks["events"], self._sinks["quarantine"]
-        if events.committed(batch_id):  # a re-run after a crash between the two writes
-            quarantined = None
-        else:
+        events_ran = not events.committed(batch_id)  # else: a re-run after a crash
+        quarantined = None
+        if events_ran:
             counted = batch.observe(
                 QUARANTINED, F.count_if(F.col("reason").isNotNull()).alias(QUARANTINED)
             )
@@ -131,18 +142,20 @@ class BatchWriter:
             frame = good.select(*schema.FIELD_NAMES, *(n for n, _ in schema.WAREHOUSE_EXTRA))
             events.add_batch(batch_id, frame)
             quarantined = observed(frame, QUARANTINED)
-        if quarantined == 0:
-            quarantine.add_empty_batch(batch_id)  # the count is exact: nothing to write
-            return
-        bad = batch.where(F.col("reason").isNotNull()).select(
-            *(n for n, _ in schema.QUARANTINE_COLUMNS)
-        )
-        quarantine.add_batch(batch_id, bad)
-        self.quarantine_batches += 1
+        step = quarantine_step(events_ran, quarantined, quarantine.committed(batch_id))
+        if step == "empty":
+            quarantine.add_empty_batch(batch_id)
+        elif step == "write":
+            bad = batch.where(F.col("reason").isNotNull()).select(
+                *(n for n, _ in schema.QUARANTINE_COLUMNS)
+            )
+            quarantine.add_batch(batch_id, bad)
+            self.quarantine_batches += 1
 
 
 def observed(frame: DataFrame, name: str) -> int | None:
-    """A metric `observe` collected while `frame`'s plan ran, or None when it did not run."""
+    """A metric `observe` collected while `frame`'s plan ran (None when the plan has no such
+    metric). Only read after the plan ran: a plan that did not run reads 0."""
     metrics = frame._jdf.queryExecution().observedMetrics()
     if not metrics.contains(name):
         return None
@@ -165,8 +178,15 @@ def start(
     return query, writer
 
 
-def run_available_now(spark: SparkSession, spec: DataSpec, locs: Locations) -> SyncReport:
-    """Process every landing file not yet synced, then return."""
+def run_available_now(
+    spark: SparkSession,
+    spec: DataSpec,
+    locs: Locations,
+    stopping: threading.Event | None = None,
+) -> SyncReport:
+    """Process every landing file not yet synced, then return. When `stopping` is set, the
+    query was stopped on purpose: a batch cut short by the stop (its job cancelled inside
+    `foreachBatch`) is not a failure -- nothing of it was committed, the next run redoes it."""
     from ray_jobs.sync import completeness
     from ray_jobs.sync.prune import committed_batches
 
@@ -182,7 +202,7 @@ def run_available_now(spark: SparkSession, spec: DataSpec, locs: Locations) -> S
         failure = exc
     # Even when the query failed, it may have committed a batch that skipped files.
     completeness.check({c: committed_batches(c) - before[c] for c in checkpoints})
-    if failure is not None:
+    if failure is not None and not (stopping is not None and stopping.is_set()):
         raise failure
     progress = query.recentProgress
     return SyncReport(
@@ -211,7 +231,7 @@ def run_continuously(
     while it runs: an `erase` waiting for it gets in at a run's boundary. The pause between
     runs is at least MIN_PAUSE_S, so a waiting erase always gets its turn.
 
-    `stopping` may be set from a signal handler: a thread of its own stops the queries
+    `stopping` may be set from a signal handler: a thread of its own stops the query
     (calls into the JVM from a handler would re-enter the main thread's py4j connection)."""
 
     def stopper() -> None:
@@ -224,14 +244,14 @@ def run_continuously(
         with lock():
             if stopping.is_set():
                 break
-            report = run_available_now(spark, spec, locs)
+            report = run_available_now(spark, spec, locs, stopping)
         on_run(report)
         stopping.wait(max(MIN_PAUSE_S, interval_s - (time.monotonic() - started)))
 
 
 def stop_active(spark: SparkSession) -> None:
-    """Stop the session's running queries (each finishes or drops its micro-batch; a dropped
-    one is re-run from the same files by the next start)."""
+    """Stop the session's running query (it finishes or drops its micro-batch; a dropped one
+    is re-run from the same files by the next start)."""
     for query in spark.streams.active:
         query.stop()
 

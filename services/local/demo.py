@@ -136,7 +136,7 @@ def run_sync(state: RunState, run_dir: Path, job: str) -> dict[str, Any]:
 
 
 def prune_synced_landing(run_dir: Path) -> int:
-    """Landing files both sync queries have committed are gone from the public zone after
+    """Landing files the sync has committed are gone from the public zone after
     the scan, so repeated runs do not grow what every later run scans."""
     from ray_jobs.sync.config import Locations
     from ray_jobs.sync.prune import prune_landing

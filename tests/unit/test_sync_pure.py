@@ -264,3 +264,16 @@ def test_the_one_match_check_agrees_with_the_rule_by_rule_check() -> None:
     assert verdicts == {True, False}  # both kinds are in the corpus
     for raw in variants:
         assert schema.passes_every_rule(raw) == (schema.first_problem(raw) is None), raw
+
+
+def test_the_quarantine_table_skips_commits_empty_or_writes_a_batch() -> None:
+    """No file for a batch the events write counted clean; the lines whenever the count is
+    unknown (the events table had the batch: a re-run) or not zero; nothing twice."""
+    from ray_jobs.sync.sync_events import quarantine_step
+
+    assert quarantine_step(events_ran=True, quarantined=0, has_it=False) == "empty"
+    assert quarantine_step(events_ran=True, quarantined=3, has_it=False) == "write"
+    assert quarantine_step(events_ran=False, quarantined=None, has_it=False) == "write"
+    assert quarantine_step(events_ran=False, quarantined=0, has_it=False) == "write"
+    assert quarantine_step(events_ran=True, quarantined=0, has_it=True) == "skip"
+    assert quarantine_step(events_ran=False, quarantined=None, has_it=True) == "skip"
