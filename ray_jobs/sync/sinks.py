@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ray_jobs.sync.sinklog import METADATA
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 PACKAGE = "org.apache.spark.sql.execution.streaming.sinks"
 SINK_CLASS = f"{PACKAGE}.FileStreamSink"
-METADATA = "_spark_metadata"
 
 
 class ParquetSink:
