@@ -1,15 +1,24 @@
 """How the sync reads and judges landing lines in Spark (column expressions; no I/O beyond
 the streaming read).
 
-Each line is parsed once with every field as text, so a malformed line gets a reason that
-names the field instead of silently becoming nulls. A good line is accepted by one regular
-expression over its fields joined (`schema.whole_line_pattern`); only a line that fails it is
-judged rule by rule (`reason_column`), exactly as `schema.first_problem` judges it.
+Two ways to the same verdict:
 
-Measured on 1M lines (bench/README.md): this judging costs about 20 s on two cores, of which
-the text parse (`from_json` on each line) is 12-13 s; Spark's JSON data source parses the
-same lines with the typed schema in 7-9 s. A typed-parse fast path (typed `from_json`, range
-checks, text fallback) measured the same 20 s, so it was not kept.
+- the fast way, for a line in the event writer's own form (`schema.canonical_line_pattern`,
+  which only a line passing every rule matches): one match accepts it, and one more reads
+  its values (`schema.CANONICAL_VALUE`) -- no JSON parse;
+- the long way, for every other line: a parse with every field as text (so a malformed line
+  gets a reason that names the field instead of silently becoming nulls), one regular
+  expression over the fields joined (`schema.whole_line_pattern`), and, only for a line that
+  fails it, the rules one by one (`reason_column`), exactly as `schema.first_problem`.
+
+Both give the same fields' text (`tests/system/test_spark_sync.py` compares them line by
+line on a corpus of both kinds); only the text of a JSON number can differ ("-0" read as
+written, "0" through the parse), and the cast makes both 0.
+
+Measured on 1M writer lines, with the JIT warm (bench/README.md): the long way's parse and
+judging took 5.5-6.1 s on two cores, the fast way about 3 s; the JSON parse (a Jackson parser
+and, for every number read as text, a JSON generator per value) was a third of the sync's
+task time.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ def raw_schema() -> str:
 
 
 def landing_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataFrame:
+    """The landing files as a stream of lines: `value` (the line) and `source_file`."""
     from pyspark.sql import functions as F
 
     lines = (
@@ -38,13 +48,52 @@ def landing_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataF
         .option("maxFileAge", f"{spec.late_data_horizon_s}s")
         .load(locs.landing_files)
     )
-    parsed = F.from_json("value", raw_schema(), {"columnNameOfCorruptRecord": "_corrupt"})
     # input_file_name(), not _metadata.file_path: the same URI, and the metadata column cost
     # about 8 s per million lines in the partitioned write (measured, see bench/README).
-    return lines.select(
+    return lines.select("value", F.input_file_name().alias("source_file"))
+
+
+def parsed(lines: DataFrame, fast_way: bool = True) -> DataFrame:
+    """`lines` (`value`, `source_file`) with each line's fields as text in a struct `r`
+    (the `raw_schema()`), `line`, and `_fast` (read the fast way: already judged good).
+
+    Two projections on purpose: a column used many times and not cheap (the values array,
+    the parse) is computed once per row, where one projection would repeat it."""
+    from pyspark.sql import functions as F
+
+    # One match: a canonical line becomes its values joined by SEPARATOR (no value can hold
+    # it); any other line comes back unchanged, which a canonical line never can (its
+    # replacement has no "{"). Splitting on one plain character needs no regex.
+    pattern, join = schema.canonical_line_pattern(), schema.canonical_join()
+    first = lines.select(
         F.col("value").alias("line"),
-        F.input_file_name().alias("source_file"),
-        parsed.alias("r"),
+        "source_file",
+        F.regexp_replace("value", pattern, join).alias("_joined")
+        if fast_way
+        else F.col("value").alias("_joined"),
+    )
+    fast = F.col("_joined") != F.col("line")
+    second = first.select(
+        "line",
+        "source_file",
+        fast.alias("_fast"),
+        F.when(fast, F.split("_joined", schema.SEPARATOR)).alias("_values"),
+    )
+    position = {rule.name: i for i, rule in enumerate(schema.canonical_order(), start=1)}
+
+    def value(rule: schema.FieldRule) -> Column:
+        text = F.try_element_at("_values", F.lit(position[rule.name]))
+        return (text if rule.required else F.nullif(text, F.lit(""))).alias(rule.name)
+
+    from_values = F.struct(
+        *(value(rule) for rule in schema.FIELDS), F.lit(None).cast("string").alias("_corrupt")
+    )
+    parse = F.from_json("line", raw_schema(), {"columnNameOfCorruptRecord": "_corrupt"})
+    return second.select(
+        "line",
+        "source_file",
+        "_fast",
+        F.when(F.col("_fast"), from_values).otherwise(parse).alias("r"),
     )
 
 
@@ -85,16 +134,22 @@ def reason_column() -> Column:
     reason: Column = F.lit(None).cast("string")
     for condition, text in reversed(checks):
         reason = F.when(condition, F.lit(text)).otherwise(reason)
-    return F.when(passes_every_rule(), F.lit(None).cast("string")).otherwise(reason)
+    none = F.lit(None).cast("string")
+    return F.when(F.col("_fast") | passes_every_rule(), none).otherwise(reason)
 
 
 def judged_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataFrame:
-    """Every landing line once, judged: the typed fields (null on a quarantined line), the
-    event date, the source file, the reason (null when good), the raw line (quarantined
-    lines only), and the dedup key and time described in the module docstring."""
+    """Every landing line once, judged (`judged`)."""
+    return judged(landing_lines(spark, spec, locs))
+
+
+def judged(lines: DataFrame, fast_way: bool = True) -> DataFrame:
+    """`lines` (`value`, `source_file`) judged: the typed fields (null on a quarantined
+    line), the event date, the source file, the reason (null when good), the raw line
+    (quarantined lines only), and the dedup key and time (see `sync_events`)."""
     from pyspark.sql import functions as F
 
-    lines = landing_lines(spark, spec, locs).withColumn("reason", reason_column())
+    lines = parsed(lines, fast_way).withColumn("reason", reason_column())
     good = F.col("reason").isNull()
 
     def typed(name: str, spark_type: str) -> Column:

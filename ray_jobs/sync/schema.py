@@ -77,6 +77,14 @@ FIELD_NAMES = tuple(f.name for f in FIELDS)
 # The warehouse event table: the typed landing fields, the UTC event date (partition
 # column) and the landing file each row came from (lineage).
 WAREHOUSE_EXTRA = (("event_date", "date"), ("source_file", "string"))
+# Parquet writer options of the event table: no dictionary for the columns that hold (nearly)
+# one value per event. A dictionary there only fills up and falls back to plain encoding in
+# every file, and the table has one file per event date per task: it was a fifth of the
+# sync's task time (bench/README.md). Readers are unaffected.
+EVENTS_WRITE_OPTIONS = {
+    f"parquet.enable.dictionary#{name}": "false"
+    for name in ("event_id", "rank_request_id", "event_time_us")
+}
 QUARANTINE_COLUMNS = (("source_file", "string"), ("line", "string"), ("reason", "string"))
 
 
@@ -101,6 +109,53 @@ def whole_line_pattern(rules: tuple[FieldRule, ...] = FIELDS) -> str:
         for rule in rules
     ]
     return "^" + SEPARATOR.join(parts) + r"\z"
+
+
+# The event writer's own form of a line (services/public/events/landing.py): compact JSON,
+# keys in FIELDS order with the optional ones last, both or neither present. A line of that
+# form whose values pass every rule and need no JSON escape is matched, and its values
+# captured, by one match of `canonical_line_pattern`, without a JSON parse. Each JSON integer
+# form below accepts a subset of its rule's text (no leading zero, at most the rule's
+# digits), so such a line is exactly one that the parse and the rules would accept, with the
+# same text (only "-0", which the parse reads as "0"; both cast to 0).
+JSON_INTEGER = {"bigint": r"-?(?:0|[1-9][0-9]{0,17})", "int": r"-?(?:0|[1-9][0-9]{0,8})"}
+
+
+def canonical_order(rules: tuple[FieldRule, ...] = FIELDS) -> tuple[FieldRule, ...]:
+    """The fields in the order a canonical line holds them: required, then optional."""
+    return tuple(r for r in rules if r.required) + tuple(r for r in rules if not r.required)
+
+
+def canonical_line_pattern(rules: tuple[FieldRule, ...] = FIELDS) -> str:
+    r"""A Java (and Python, with `\Z`) pattern for a canonical line that passes every rule,
+    with one group per field in `canonical_order` (pure). An absent optional field's group
+    is empty: no optional field's rule accepts "". Any other line is judged the long way."""
+
+    def member(rule: FieldRule) -> str:
+        if rule.spark_type == "string":
+            return f'"{rule.name}":"({rule.pattern})"'
+        return f'"{rule.name}":({JSON_INTEGER[rule.spark_type]})'
+
+    required = ",".join(member(r) for r in rules if r.required)
+    optional = ",".join(member(r) for r in rules if not r.required)
+    tail = f"(?:,{optional})?" if optional else ""
+    return r"^\{" + required + tail + r"\}\z"
+
+
+def canonical_join(rules: tuple[FieldRule, ...] = FIELDS) -> str:
+    """The replacement that turns a canonical line into its values joined by SEPARATOR."""
+    return SEPARATOR.join(f"${i}" for i in range(1, len(rules) + 1))
+
+
+def canonical_values(line: str) -> dict[str, str] | None:
+    """`canonical_line_pattern` applied in Python, as Spark applies it: the fields' text of
+    a canonical line (an absent optional field left out), or None for any other line (for
+    tests and tools)."""
+    found = re.search(canonical_line_pattern().replace(r"\z", r"\Z"), line)
+    if found is None:
+        return None
+    values = zip(canonical_order(), found.groups(), strict=True)
+    return {rule.name: value for rule, value in values if value is not None}
 
 
 def passes_every_rule(raw: Mapping[str, str | None]) -> bool:

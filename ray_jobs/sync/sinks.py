@@ -28,7 +28,13 @@ SINK_CLASS = f"{PACKAGE}.FileStreamSink"
 class ParquetSink:
     """One table written batch by batch through Spark's file sink."""
 
-    def __init__(self, spark: SparkSession, uri: str, partition_by: list[str]) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        uri: str,
+        partition_by: list[str],
+        options: dict[str, str] | None = None,
+    ) -> None:
         jvm: Any = spark._jvm  # py4j: how PySpark reaches the JVM
         utils = jvm.org.apache.spark.api.python.PythonUtils
         parquet = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat()
@@ -37,7 +43,7 @@ class ParquetSink:
             uri,
             parquet,
             utils.toSeq(partition_by),
-            utils.toScalaMap({}),
+            utils.toScalaMap(options or {}),
         )
         self._jvm = jvm
         self._gateway: Any = spark.sparkContext._gateway

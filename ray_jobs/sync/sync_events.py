@@ -122,7 +122,9 @@ class BatchWriter:
         from ray_jobs.sync.sinks import ParquetSink
 
         self._sinks = {
-            "events": ParquetSink(self.spark, self.locs.events.uri, ["event_date"]),
+            "events": ParquetSink(
+                self.spark, self.locs.events.uri, ["event_date"], schema.EVENTS_WRITE_OPTIONS
+            ),
             "quarantine": ParquetSink(self.spark, self.locs.quarantine.uri, []),
         }
 

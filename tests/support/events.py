@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 TYPES = ("impression", "impression", "impression", "impression", "click", "conversion")
@@ -54,3 +55,71 @@ MALFORMED: tuple[tuple[str, str], ...] = (
         "event_time_us: not a 64-bit integer",
     ),
 )
+
+
+def compact(rec: dict[str, object]) -> str:
+    """A record as the event writer lines it (services/public/events/landing.py)."""
+    return json.dumps(rec, separators=(",", ":"))
+
+
+# Texts put where a landing line holds a value, raw (as JSON text, not encoded again).
+ODD_VALUE_TEXTS = (
+    '""',
+    '"a b"',
+    '"a\\"b"',
+    '"a\\\\b"',
+    '"a\\/b"',
+    '"\\u0041"',
+    '"\u00e9"',
+    '"' + "x" * 128 + '"',
+    '"' + "x" * 129 + '"',
+    '"12"',
+    '"-0"',
+    "0",
+    "-0",
+    "7",
+    "007",
+    "00",
+    "+1",
+    "1.0",
+    "1e3",
+    "-",
+    "999999999",
+    "1000000000",
+    "2147483647",
+    "9" * 18,
+    "9" * 19,
+    "-" + "9" * 18,
+    "true",
+    "null",
+    "[1]",
+    '{"a":1}',
+)
+
+
+def line_corpus() -> list[str]:
+    """Landing lines of every kind: the writer's own (some with the optional fields), and
+    each field given odd values, left out, reordered, spaced, repeated or wrapped -- for the
+    checks that the sync's fast way and long way judge every line alike."""
+    written = records(30, users=["p_a", "p:b@c/d", ""], seed=11)
+    conversion = next(r for r in written if "conversion_currency" in r)
+    lines = [compact(r) for r in written]
+    for base in (written[0], conversion):
+        for name in base:
+            for text in ODD_VALUE_TEXTS:
+                lines.append(compact({**base, name: "@@"}).replace('"@@"', text))
+            lines.append(compact({k: v for k, v in base.items() if k != name}))
+        line = compact(base)
+        lines += [
+            json.dumps(base),  # the default separators: spaces
+            compact(dict(reversed(list(base.items())))),
+            compact({**base, "extra": 1}),
+            line[:-1] + ',"event_id":"again"}',  # a repeated key
+            line + "x",
+            " " + line,
+            "[" + line + "]",
+        ]
+    without = {k: v for k, v in conversion.items() if k != "conversion_value_minor"}
+    lines += [compact(without), "", "null", "{}", "[]", "1"]
+    lines += [line for line, _ in MALFORMED]
+    return lines

@@ -30,7 +30,7 @@ from ray_jobs.sync.private_source import read_private
 from ray_jobs.sync.session import build_session
 from services.public.features.snapshot import load_current
 from services.topology.model import DataSpec
-from tests.support.events import BASE_US, MALFORMED, record
+from tests.support.events import BASE_US, MALFORMED, line_corpus, record
 from tests.system.spark_world import World, land_events, make_world
 
 
@@ -87,6 +87,39 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
     assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
     # A batch without a bad line commits the quarantine log's entry without a file.
     assert sorted(world.locs.quarantine.path.rglob("*.parquet")) == quarantine_files
+
+
+def test_the_fast_way_and_the_long_way_judge_every_line_alike(spark: Any) -> None:
+    """Every line of a corpus of both kinds gets the same row (typed fields, reason, kept
+    line, dedup key and time) whether the canonical lines take the fast way or all take the
+    long way; and Spark's fast way takes exactly the lines `schema.canonical_values` (its
+    Python mirror, checked against the rules in the unit tests) takes."""
+    from pyspark.sql import functions as F
+
+    from ray_jobs.sync import schema
+
+    corpus = line_corpus()
+    lines = spark.createDataFrame(
+        [(line, f"file:///landing/{i % 3}.jsonl") for i, line in enumerate(corpus)],
+        "value string, source_file string",
+    )
+    fast_lines = {r.line for r in judge.parsed(lines).where("_fast").select("line").collect()}
+    assert fast_lines == {line for line in corpus if schema.canonical_values(line) is not None}
+
+    def judged(fast_way: bool) -> list[Any]:
+        # Dates as text: an event time of 18 nines is a valid 64-bit value, past Python's
+        # last year.
+        frame = judge.judged(lines, fast_way).withColumns(
+            {name: F.col(name).cast("string") for name in ("event_date", "_ingest_ts")}
+        )
+        return frame.collect()
+
+    both = [sorted(map(repr, judged(way))) for way in (True, False)]
+    assert len(both[0]) == len(corpus)
+    assert both[0] == both[1]
+    reasons = Counter(r.reason for r in judged(True))
+    assert reasons[None] > len(fast_lines)  # the long way accepts more (spaces, order, ...)
+    assert len(reasons) > 10  # and quarantines many kinds
 
 
 class _StaticReads:

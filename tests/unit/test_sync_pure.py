@@ -4,6 +4,7 @@ k-anonymity, consent, sink-log parsing."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from ray_jobs.sync import allowlist, features_logic, scan, schema, sinklog
 from ray_jobs.sync.config import Location, Locations, RemoteStorageNotSupported
 from ray_jobs.sync.session import spark_conf
 from services.topology.model import DataSpec
-from tests.support.events import BASE_US, MALFORMED, records
+from tests.support.events import BASE_US, MALFORMED, compact, line_corpus, records
 
 
 def test_good_records_pass_every_rule() -> None:
@@ -264,6 +265,50 @@ def test_the_one_match_check_agrees_with_the_rule_by_rule_check() -> None:
     assert verdicts == {True, False}  # both kinds are in the corpus
     for raw in variants:
         assert schema.passes_every_rule(raw) == (schema.first_problem(raw) is None), raw
+
+
+def as_text(value: object) -> str:
+    """A JSON value as the long way reads it into a text field."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def test_a_line_read_the_fast_way_is_one_the_long_way_accepts_with_the_same_values() -> None:
+    """`canonical_values` (what Spark does first with every line) accepts the event writer's
+    lines, and only lines that the parse and every rule accept, with the same text (a JSON
+    integer's value, for "-0"). The Spark test compares the two ways on the same corpus."""
+    corpus = line_corpus()
+    fast = [line for line in corpus if schema.canonical_values(line) is not None]
+    assert 50 < len(fast) < len(corpus) / 2  # both kinds, many of each
+    for rec in records(100, users=["p_a", "p:b@c/d"], seed=5):
+        assert schema.canonical_values(compact(rec)) == {k: as_text(v) for k, v in rec.items()}
+    for line in fast:
+        values = schema.canonical_values(line)
+        assert values is not None
+        parsed = json.loads(line)
+        assert list(parsed) == list(values), line  # the same fields, none repeated
+        text = {k: as_text(v) for k, v in parsed.items()}
+        assert schema.first_problem(text) is None, line
+        for rule in schema.FIELDS:
+            if rule.name not in values:
+                continue
+            if rule.spark_type == "string":
+                assert values[rule.name] == parsed[rule.name], line
+            else:
+                assert int(values[rule.name]) == parsed[rule.name], line
+
+
+def test_the_fast_pattern_captures_each_field_once() -> None:
+    """One group per field (the replacement `canonical_join` refers to them by number),
+    and an empty group can only mean an absent optional field."""
+    pattern = schema.canonical_line_pattern().replace(r"\z", r"\Z")
+    assert re.compile(pattern).groups == len(schema.FIELDS)
+    assert schema.canonical_join().count("$") == len(schema.FIELDS)
+    for rule in schema.FIELDS:
+        if not rule.required:
+            assert re.fullmatch(rule.pattern, "") is None, rule.name
+        if rule.spark_type == "string":  # a value the pattern takes needs no JSON escape
+            for char in '"\\':
+                assert re.fullmatch(rule.pattern, f"a{char}b") is None, rule.name
 
 
 def test_the_quarantine_table_skips_commits_empty_or_writes_a_batch() -> None:
