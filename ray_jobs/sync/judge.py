@@ -15,7 +15,7 @@ Both give the same fields' text (`tests/system/test_spark_sync.py` compares them
 line on a corpus of both kinds); only the text of a JSON number can differ ("-0" read as
 written, "0" through the parse), and the cast makes both 0.
 
-Measured on 1M writer lines, with the JIT warm (bench/README.md): the long way's parse and
+Measured on 1M writer lines, C2 JIT warm, no-op sink (README, Data sync): the long way's parse and
 judging took 5.5-6.1 s on two cores, the fast way about 3 s; the JSON parse (a Jackson parser
 and, for every number read as text, a JSON generator per value) was a third of the sync's
 task time.
@@ -49,7 +49,7 @@ def landing_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataF
         .load(locs.landing_files)
     )
     # input_file_name(), not _metadata.file_path: the same URI, and the metadata column cost
-    # about 8 s per million lines in the partitioned write (measured, see bench/README).
+    # about 8 s per million lines in the partitioned write (measured, see README, Data sync).
     return lines.select("value", F.input_file_name().alias("source_file"))
 
 

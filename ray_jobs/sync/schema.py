@@ -80,7 +80,7 @@ WAREHOUSE_EXTRA = (("event_date", "date"), ("source_file", "string"))
 # Parquet writer options of the event table: no dictionary for the columns that hold (nearly)
 # one value per event. A dictionary there only fills up and falls back to plain encoding in
 # every file, and the table has one file per event date per task: it was a fifth of the
-# sync's task time (bench/README.md). Readers are unaffected.
+# sync's task time (README, Data sync). Readers are unaffected.
 EVENTS_WRITE_OPTIONS = {
     f"parquet.enable.dictionary#{name}": "false"
     for name in ("event_id", "rank_request_id", "event_time_us")
