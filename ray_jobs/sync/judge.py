@@ -4,8 +4,9 @@ the streaming read).
 Two ways to the same verdict:
 
 - the fast way, for a line in the event writer's own form (`schema.canonical_line_pattern`,
-  which only a line passing every rule matches): one match accepts it, and one more reads
-  its values (`schema.CANONICAL_VALUE`) -- no JSON parse;
+  which only a line passing every rule matches): one `regexp_replace` both accepts it and
+  turns it into its values joined by `schema.SEPARATOR`, and a split on that character
+  reads them -- no JSON parse;
 - the long way, for every other line: a parse with every field as text (so a malformed line
   gets a reason that names the field instead of silently becoming nulls), one regular
   expression over the fields joined (`schema.whole_line_pattern`), and, only for a line that
@@ -15,7 +16,7 @@ Both give the same fields' text (`tests/system/test_spark_sync.py` compares them
 line on a corpus of both kinds); only the text of a JSON number can differ ("-0" read as
 written, "0" through the parse), and the cast makes both 0.
 
-Measured on 1M writer lines, C2 JIT warm, no-op sink (README, Data sync): the long way's parse and
+Measured on 1M writer lines (C2 JIT warm, no-op sink, probe runs): the long way's parse and
 judging took 5.5-6.1 s on two cores, the fast way about 3 s; the JSON parse (a Jackson parser
 and, for every number read as text, a JSON generator per value) was a third of the sync's
 task time.
@@ -62,8 +63,10 @@ def parsed(lines: DataFrame, fast_way: bool = True) -> DataFrame:
     from pyspark.sql import functions as F
 
     # One match: a canonical line becomes its values joined by SEPARATOR (no value can hold
-    # it); any other line comes back unchanged, which a canonical line never can (its
-    # replacement has no "{"). Splitting on one plain character needs no regex.
+    # it), which starts with the event id, never with "{"; any other line comes back as it
+    # was, or, when its bytes are not valid UTF-8, decoded with U+FFFD in their place -- so
+    # "it changed" would take such a line for a canonical one. Only a line that starts with
+    # "{" and whose result does not is fast. Splitting on one plain character needs no regex.
     pattern, join = schema.canonical_line_pattern(), schema.canonical_join()
     first = lines.select(
         F.col("value").alias("line"),
@@ -72,7 +75,7 @@ def parsed(lines: DataFrame, fast_way: bool = True) -> DataFrame:
         if fast_way
         else F.col("value").alias("_joined"),
     )
-    fast = F.col("_joined") != F.col("line")
+    fast = F.col("line").startswith("{") & ~F.col("_joined").startswith("{")
     second = first.select(
         "line",
         "source_file",

@@ -148,9 +148,9 @@ def canonical_join(rules: tuple[FieldRule, ...] = FIELDS) -> str:
 
 
 def canonical_values(line: str) -> dict[str, str] | None:
-    """`canonical_line_pattern` applied in Python, as Spark applies it: the fields' text of
-    a canonical line (an absent optional field left out), or None for any other line (for
-    tests and tools)."""
+    """`canonical_line_pattern` applied in Python, as Spark applies it to a line of valid
+    UTF-8: the fields' text of a canonical line (an absent optional field left out), or None
+    for any other line (for tests and tools)."""
     found = re.search(canonical_line_pattern().replace(r"\z", r"\Z"), line)
     if found is None:
         return None

@@ -30,7 +30,7 @@ from ray_jobs.sync.private_source import read_private
 from ray_jobs.sync.session import build_session
 from services.public.features.snapshot import load_current
 from services.topology.model import DataSpec
-from tests.support.events import BASE_US, MALFORMED, line_corpus, record
+from tests.support.events import BASE_US, MALFORMED, compact, line_corpus, record
 from tests.system.spark_world import World, land_events, make_world
 
 
@@ -76,7 +76,6 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
     assert {s.split(":", 1)[0] for s in sources} == {"file"}  # lineage: the file's URI
     assert {unquote(urlparse(s).path) for s in sources} == {str(path)}
     quarantine_files = sorted(world.locs.quarantine.path.rglob("*.parquet"))
-
     more = land_events(world, 50, seed=2, prefix="b")
     world.landing.append(good[100:150])  # replays of an earlier run's events
     second = sync_events.run_available_now(spark, world.spec, world.locs)
@@ -87,6 +86,31 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
     assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
     # A batch without a bad line commits the quarantine log's entry without a file.
     assert sorted(world.locs.quarantine.path.rglob("*.parquet")) == quarantine_files
+
+
+def test_the_file_sink_writes_with_the_options_it_is_given(spark: Any, tmp_path: Path) -> None:
+    """Writer options reach parquet (how the event table turns the dictionary off for its
+    per-event columns, `schema.EVENTS_WRITE_OPTIONS`): of two columns holding one value
+    each, the one named in the option is written without a dictionary."""
+    from ray_jobs.sync import schema
+    from ray_jobs.sync.sinks import ParquetSink
+
+    assert set(schema.EVENTS_WRITE_OPTIONS) == {
+        f"parquet.enable.dictionary#{name}"
+        for name in ("event_id", "rank_request_id", "event_time_us")
+    }
+    frame = spark.range(1000).selectExpr("'same' AS plain", "'same' AS coded")
+    sink = ParquetSink(
+        spark, (tmp_path / "t").as_uri(), [], {"parquet.enable.dictionary#plain": "false"}
+    )
+    sink.add_batch(0, frame)
+    chunks = pq.ParquetFile(next((tmp_path / "t").glob("*.parquet"))).metadata.row_group(0)
+    encodings = {
+        chunks.column(i).path_in_schema: chunks.column(i).encodings
+        for i in range(chunks.num_columns)
+    }
+    assert not any("DICTIONARY" in e for e in encodings["plain"]), encodings
+    assert any("DICTIONARY" in e for e in encodings["coded"]), encodings
 
 
 def test_the_fast_way_and_the_long_way_judge_every_line_alike(spark: Any) -> None:
@@ -120,6 +144,30 @@ def test_the_fast_way_and_the_long_way_judge_every_line_alike(spark: Any) -> Non
     reasons = Counter(r.reason for r in judged(True))
     assert reasons[None] > len(fast_lines)  # the long way accepts more (spaces, order, ...)
     assert len(reasons) > 10  # and quarantines many kinds
+
+
+def test_a_line_whose_bytes_are_not_utf8_is_quarantined_whichever_way(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Bytes that are not UTF-8 (a foreign or corrupt landing file) are quarantined by both
+    ways: Spark's regexp_replace hands such a line back decoded, not as it was, which must
+    not pass for a canonical line's values."""
+    from pyspark.sql import functions as F
+
+    good = compact(record("e1", "p_a", random.Random(1), BASE_US))
+    odd = [
+        b"\xff",
+        b"\xffa\x01b\x01c",
+        good.replace('"e1"', '"e\xff1"').encode("latin-1"),
+        good.replace('"e1"', '"e1\xc3"').encode("latin-1"),
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join(odd) + b"\n")
+    lines = spark.read.text(str(path)).select("value", F.input_file_name().alias("source_file"))
+    for fast_way in (True, False):
+        rows = judge.judged(lines, fast_way).select("event_id", "reason").collect()
+        assert len(rows) == len(odd)
+        assert all(r.reason is not None and r.event_id is None for r in rows), rows
 
 
 class _StaticReads:
