@@ -147,11 +147,16 @@ def canonical_join(rules: tuple[FieldRule, ...] = FIELDS) -> str:
     return SEPARATOR.join(f"${i}" for i in range(1, len(rules) + 1))
 
 
+def python_pattern(java: str) -> str:
+    r"""One of these Java patterns for Python's `re` (whose absolute end is `\Z`, not `\z`)."""
+    return java.replace(r"\z", r"\Z")
+
+
 def canonical_values(line: str) -> dict[str, str] | None:
     """`canonical_line_pattern` applied in Python, as Spark applies it to a line of valid
     UTF-8: the fields' text of a canonical line (an absent optional field left out), or None
     for any other line (for tests and tools)."""
-    found = re.search(canonical_line_pattern().replace(r"\z", r"\Z"), line)
+    found = re.search(python_pattern(canonical_line_pattern()), line)
     if found is None:
         return None
     values = zip(canonical_order(), found.groups(), strict=True)
@@ -168,7 +173,7 @@ def passes_every_rule(raw: Mapping[str, str | None]) -> bool:
         elif not rule.required:
             parts.append(ABSENT)  # a required field that is absent is skipped, as concat_ws
     joined = SEPARATOR.join(parts)
-    return re.search(whole_line_pattern().replace(r"\z", r"\Z"), joined) is not None
+    return re.search(python_pattern(whole_line_pattern()), joined) is not None
 
 
 def first_problem(raw: Mapping[str, str | None] | None) -> str | None:
