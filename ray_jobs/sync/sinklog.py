@@ -97,10 +97,11 @@ def update_sizes(sink: Path, files: list[Path]) -> int:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Atomically replace `path` (temp + fsync + rename + fsync dir) and drop its stale
-    `.<name>.crc`."""
+    """Atomically replace `path` (temp + fsync + rename + fsync dir), its Hadoop checksum
+    side file `.<name>.crc` removed first: a crash in between leaves the old text without
+    a checksum (read unchecked), never the new text with the old checksum (a read error)."""
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     write_synced(temp, data)
-    os.rename(temp, path)
     path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
+    os.rename(temp, path)
     fsync_dir(path.parent)

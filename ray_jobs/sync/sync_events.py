@@ -194,12 +194,14 @@ def run_available_now(
     """Process every landing file not yet synced, then return. When `stopping` is set, the
     query was stopped on purpose: a batch cut short by the stop (its job cancelled inside
     `foreachBatch`) is not a failure -- nothing of it was committed, the next run redoes it."""
-    from ray_jobs.sync import completeness
+    from ray_jobs.sync import completeness, source_log
     from ray_jobs.sync.prune import committed_batches
 
     local = locs.landing.is_local and locs.sync_checkpoint.is_local
     checkpoints = [locs.sync_checkpoint.path] if local else []
     completeness.reland(checkpoints)
+    for checkpoint in checkpoints:  # no query runs now: the file source's log can shrink
+        source_log.trim(checkpoint, locs.landing.path, spec.late_data_horizon_s)
     before = {c: committed_batches(c) for c in checkpoints}
     query, writer = start(spark, spec, locs)
     failure: Exception | None = None
@@ -234,7 +236,8 @@ def run_continuously(
 
     Runs rather than one never-ending query, because each run rebuilds the query (the
     erasures recorded meanwhile apply from the next run; a static side read once would go
-    stale), runs the completeness check like any run, and holds the warehouse `lock` only
+    stale), runs the completeness check and trims the file source's log (`source_log`)
+    like any run, and holds the warehouse `lock` only
     while it runs: an `erase` waiting for it gets in at a run's boundary. The pause between
     runs is at least MIN_PAUSE_S, so a waiting erase always gets its turn.
 
