@@ -11,7 +11,8 @@ the job, so nothing outside it is touched and there is nothing to undo.
 
 `switch_off_checkpoint` and `switch_off_completeness` are the sync's protections switched
 off, to show what each prevents: with the first every run of the drill starts as a job whose
-checkpoint was lost; with the second the check's record of planned-but-unread files is gone.
+checkpoint was lost (the sync refuses to run: `checkpoint_guard`); with the second the
+check's record of planned-but-unread files is gone.
 """
 
 from __future__ import annotations
@@ -179,9 +180,24 @@ def run_sync(run_dir: str = DEFAULT_RUN_DIR) -> dict[str, Any]:
     drill.sync_cutoff = drill.now()
     platform = Platform.load(run_dir)
     _forget_checkpoints_if_switched_off(platform)
-    report = run_job(platform.state, platform.run_dir, "events")
+    try:
+        report = run_job(platform.state, platform.run_dir, "events")
+    except RuntimeError as exc:
+        # The sync failing (or refusing to start) is the platform failing the drill, not the
+        # drill failing: the events probe then finds what did not land; the why goes here.
+        drill.fault_ends(f"the catch-up sync failed: {_sync_error(platform) or exc}")
+        return {"failed": str(exc)}
     drill.fault_ends(f"sync caught up ({report.get('landing_lines', '?')} lines)")
     return report
+
+
+def _sync_error(platform: Platform) -> str | None:
+    """The error line `isthmus sync events` printed last (`isthmus sync events: Type: ...`)."""
+    path = platform.run_dir / "logs" / "sync-events.log"
+    if not path.is_file():
+        return None
+    lines = [line for line in path.read_text().splitlines() if line.startswith("isthmus sync")]
+    return lines[-1] if lines else None
 
 
 @contextlib.contextmanager

@@ -73,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from ray_jobs.sync.allowlist import NotAllowlisted
+    from ray_jobs.sync.checkpoint_guard import CheckpointMismatch
     from ray_jobs.sync.completeness import SyncIncomplete
     from ray_jobs.sync.erasure import SyncBusy
     from ray_jobs.sync.export_features import ExportRefused
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         SyncBusy,
         SyncIncomplete,
+        CheckpointMismatch,
         ExportRefused,
         NotAllowlisted,
         ValueError,

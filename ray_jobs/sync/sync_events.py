@@ -191,14 +191,18 @@ def run_available_now(
     locs: Locations,
     stopping: threading.Event | None = None,
 ) -> SyncReport:
-    """Process every landing file not yet synced, then return. When `stopping` is set, the
+    """Process every landing file not yet synced, then return; refuses (CheckpointMismatch)
+    a checkpoint that does not belong with the tables. When `stopping` is set, the
     query was stopped on purpose: a batch cut short by the stop (its job cancelled inside
     `foreachBatch`) is not a failure -- nothing of it was committed, the next run redoes it."""
-    from ray_jobs.sync import completeness, source_log
+    from ray_jobs.sync import checkpoint_guard, completeness, source_log
     from ray_jobs.sync.prune import committed_batches
 
     local = locs.landing.is_local and locs.sync_checkpoint.is_local
     checkpoints = [locs.sync_checkpoint.path] if local else []
+    if local and locs.events.is_local and locs.quarantine.is_local:
+        tables = {"events": locs.events.path, "quarantine": locs.quarantine.path}
+        checkpoint_guard.check(locs.sync_checkpoint.path, tables)
     completeness.reland(checkpoints)
     for checkpoint in checkpoints:  # no query runs now: the file source's log can shrink
         source_log.trim(checkpoint, locs.landing.path, spec.late_data_horizon_s)
