@@ -274,10 +274,10 @@ def fails_without(
     # A drill gets up to three runs to show what the protection prevents: what a fault
     # catches in flight is a matter of timing (replicas-30 freezes its victims for that).
     if protection == "checkpoint" and not synced_before(platform):
-        # a platform that has synced before, as any in service (run alone, this test syncs)
-        from services.local.demo import run_sync
-
-        run_sync(RunState.load(platform / "state.json"), platform, "events")
+        # a platform that has synced before, as any in service (run alone, this test lands
+        # a file and syncs it: a sync of an empty landing log commits no batch)
+        land_and_sync(platform)
+        assert synced_before(platform)
     for _ in range(3):
         result = drill(platform, name, without=protection)
         if result["verdict"] != "passed":
@@ -288,6 +288,20 @@ def fails_without(
     assert failing & deviations, result["_report"]
     assert result["restored"]["ok"], result["_report"]  # the protection is back on
     return result
+
+
+def land_and_sync(run_dir: Path) -> None:
+    from chaos.local.platform import Platform
+    from ray_jobs.sync.config import Locations
+    from services.local.demo import run_sync
+    from services.public.events.landing import LandingLog
+    from tests.support.events import records
+
+    locs = Locations.from_spec(Platform.load(run_dir).topology.data)
+    landing = LandingLog(locs.landing.path)
+    landing.append(records(5, users=["p_before"], prefix="before-"))
+    landing.close()
+    run_sync(RunState.load(run_dir / "state.json"), run_dir, "events")
 
 
 def synced_before(run_dir: Path) -> bool:
