@@ -1,6 +1,7 @@
 """`isthmus sync ...` (also `python -m ray_jobs.sync ...`, e.g. as a Ray job):
 
-    isthmus sync events [--continuous SECONDS]   landing log -> warehouse (+ quarantine)
+    isthmus sync events [--continuous SECONDS] [--prune-landing]
+                                                 landing log -> warehouse (+ quarantine)
     isthmus sync features [--as-of-us US]        warehouse -> public feature snapshot
     isthmus sync training-set                    warehouse + features -> training set
     isthmus sync erase [--wait SECONDS]          apply the private DB's erasures
@@ -58,6 +59,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="events: keep running, a run starting every SECONDS at most, until SIGTERM "
         "(default: one run over what has landed, then exit)",
+    )
+    p.add_argument(
+        "--prune-landing",
+        action="store_true",
+        help="events: after each run, delete the landing files the sync has committed (as "
+        "`sync prune-landing`); with --continuous this keeps the landing log and the file "
+        "source's log bounded",
     )
     p.add_argument(
         "--wait",
@@ -126,7 +134,7 @@ def _spark_job(args: argparse.Namespace, spec: DataSpec, locs: Locations) -> int
     spark = build_session(spec, f"isthmus-sync-{args.job}")
     try:
         if args.job == "events":
-            return _events(spark, spec, locs, args.continuous)
+            return _events(spark, spec, locs, args.continuous, args.prune_landing)
         from ray_jobs.sync.private_source import read_private
 
         inputs = read_private(_private_config(args))
@@ -141,13 +149,15 @@ def _spark_job(args: argparse.Namespace, spec: DataSpec, locs: Locations) -> int
         spark.stop()
 
 
-def _events(spark: Any, spec: DataSpec, locs: Locations, continuous_s: float | None) -> int:
+def _events(
+    spark: Any, spec: DataSpec, locs: Locations, continuous_s: float | None, prune: bool
+) -> int:
     from ray_jobs.sync import sync_events
     from ray_jobs.sync.erasure import warehouse_lock
 
     if continuous_s is None:
         with warehouse_lock(locs):
-            report = sync_events.run_available_now(spark, spec, locs)
+            report = sync_events.run_available_now(spark, spec, locs, prune=prune)
             return _report(
                 {
                     **dataclasses.asdict(report),
@@ -166,6 +176,7 @@ def _events(spark: Any, spec: DataSpec, locs: Locations, continuous_s: float | N
         # waits while an erase (or another sync) holds it: runs never overlap them
         lock=lambda: warehouse_lock(locs, wait_s=CONTINUOUS_LOCK_WAIT_S),
         on_run=_report,
+        prune=prune,
     )
     return 0
 

@@ -71,6 +71,7 @@ class SyncReport:
     batches: int
     landing_lines: int
     quarantine_batches: int
+    pruned_files: int = 0  # landing files deleted after the run (`prune=True`)
 
 
 def deduplicated(judged: DataFrame, spec: DataSpec) -> DataFrame:
@@ -190,13 +191,15 @@ def run_available_now(
     spec: DataSpec,
     locs: Locations,
     stopping: threading.Event | None = None,
+    prune: bool = False,
 ) -> SyncReport:
     """Process every landing file not yet synced, then return; refuses (CheckpointMismatch)
     a checkpoint that does not belong with the tables. When `stopping` is set, the
     query was stopped on purpose: a batch cut short by the stop (its job cancelled inside
-    `foreachBatch`) is not a failure -- nothing of it was committed, the next run redoes it."""
+    `foreachBatch`) is not a failure -- nothing of it was committed, the next run redoes it.
+    `prune`: then delete the landing files the sync has committed (`prune.prune_landing`)."""
     from ray_jobs.sync import checkpoint_guard, completeness, source_log
-    from ray_jobs.sync.prune import committed_batches
+    from ray_jobs.sync.prune import committed_batches, prune_landing
 
     local = locs.landing.is_local and locs.sync_checkpoint.is_local
     checkpoints = [locs.sync_checkpoint.path] if local else []
@@ -222,6 +225,7 @@ def run_available_now(
         batches=sum(1 for p in progress if p["numInputRows"] > 0),
         landing_lines=sum(int(p["numInputRows"]) for p in progress),
         quarantine_batches=writer.quarantine_batches,
+        pruned_files=prune_landing(locs.landing.path, checkpoints) if prune and local else 0,
     )
 
 
@@ -233,6 +237,7 @@ def run_continuously(
     stopping: threading.Event,
     lock: Callable[[], AbstractContextManager[None]],
     on_run: Callable[[SyncReport], object] = lambda _report: None,
+    prune: bool = False,
 ) -> None:
     """The sync kept running: availableNow runs back to back in one session (one JVM, warm),
     one starting every `interval_s` at most, until `stopping` is set (a run under way is
@@ -258,7 +263,7 @@ def run_continuously(
         with lock():
             if stopping.is_set():
                 break
-            report = run_available_now(spark, spec, locs, stopping)
+            report = run_available_now(spark, spec, locs, stopping, prune)
         on_run(report)
         stopping.wait(max(MIN_PAUSE_S, interval_s - (time.monotonic() - started)))
 

@@ -24,7 +24,7 @@ import pytest
 
 from ray_jobs.sync import sinklog, source_log, sync_events
 from ray_jobs.sync.checkpoint_guard import CheckpointMismatch
-from ray_jobs.sync.prune import local_path, prune_landing
+from ray_jobs.sync.prune import local_path
 from ray_jobs.sync.session import build_session
 from services.topology.model import DataSpec
 from tests.support.events import BASE_US, records
@@ -61,9 +61,9 @@ def test_the_file_source_log_keeps_only_the_horizon_once_files_are_pruned(
             mtimes[path] = first_mtime + n * SPACING_S
             os.utime(path, (mtimes[path], mtimes[path]))
             landed += [str(r["event_id"]) for r in batch]
-        report = sync_events.run_available_now(spark, world.spec, world.locs)
+        report = sync_events.run_available_now(spark, world.spec, world.locs, prune=True)
         assert report.landing_lines == 20 * FILES_PER_ROUND  # each file read once, no more
-        assert prune_landing(world.locs.landing.path, [checkpoint]) == FILES_PER_ROUND
+        assert report.pruned_files == FILES_PER_ROUND
     # a run with nothing new trims the compact file the last round wrote
     assert sync_events.run_available_now(spark, world.spec, world.locs).landing_lines == 0
 

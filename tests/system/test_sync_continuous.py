@@ -1,7 +1,8 @@
-"""`isthmus sync events --continuous`: one process keeps syncing while files land, lets an
-erase in at a run's boundary (the erase waits for it instead of failing SyncBusy), and stops
-on SIGTERM with exit 0 and no half batch -- a restart catches up, and every event is in the
-warehouse exactly once, none of the erased person's."""
+"""`isthmus sync events --continuous --prune-landing`: one process keeps syncing (and pruning
+the landing files it committed) while files land, lets an erase in at a run's boundary (the
+erase waits for it instead of failing SyncBusy), and stops on SIGTERM with exit 0 and no half
+batch -- a restart catches up, and every event is in the warehouse exactly once, none of the
+erased person's."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_continuous_sync_lets_an_erase_in_and_stops_cleanly_on_sigterm(tmp_path:
     command = [sys.executable, "-m", "services.cli", "sync", "events", "--topology", str(topology)]
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen(
-            [*command, "--continuous", "1"],
+            [*command, "--continuous", "1", "--prune-landing"],
             cwd=ROOT,
             stdout=stdout,
             stderr=stderr,
@@ -83,6 +84,9 @@ def test_continuous_sync_lets_an_erase_in_and_stops_cleanly_on_sigterm(tmp_path:
     final = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     assert final.returncode == 0, final.stderr[-3000:]
     json.loads(final.stdout.strip().splitlines()[-1])
+    # Files went from the landing log as their batches committed, the sync running on.
+    reports = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+    assert sum(r["pruned_files"] for r in reports) >= 5
 
     warehouse = read_through_log(world.locs.events.path, "event_id")
     assert [e for e, n in Counter(warehouse).items() if n > 1] == []
