@@ -15,6 +15,11 @@ loudly; the next run, once the files are back, lands a copy of each under a new 
 the source reads like any new file (the sync's event-id deduplication keeps a file
 read twice from counting twice), and drops the record. Pruning keeps recorded files.
 
+The check's own progress is kept too (`_isthmus_checked`: the last batch id it has
+checked): a run killed after Spark committed a batch and before the check leaves that batch
+to the next run's check, and until then pruning, the landing erasure and the trim of the
+file source's log leave its files and entries alone (`prune.settled_offset`).
+
 Local paths only (the landing is a directory here); a bucket's reads fail with an error
 rather than a silent skip, so remote landings need no such check.
 """
@@ -30,6 +35,7 @@ from pathlib import Path
 from ray_jobs.sync.prune import planned_in, source_entries
 
 RECORDS = "_isthmus_unread"
+CHECKED = "_isthmus_checked"
 
 
 class SyncIncomplete(RuntimeError):
@@ -93,9 +99,33 @@ def reland(checkpoints: list[Path]) -> int:
     return done
 
 
+def checked_upto(checkpoint: Path) -> int | None:
+    """The last batch id the check has done at `checkpoint` (None: no run has recorded it;
+    a checkpoint from before this record: its batches were checked by their own runs)."""
+    path = checkpoint / CHECKED
+    return int(path.read_text()) if path.is_file() else None
+
+
+def unchecked(checkpoint: Path, committed: set[int], before: set[int]) -> set[int]:
+    """Which of the `committed` batches the check has not done yet (pure but for the read of
+    `checked_upto`); `before`: the batches committed before this run, taken as checked
+    when the checkpoint has no record yet."""
+    done = checked_upto(checkpoint)
+    upto = max(before, default=-1) if done is None else done
+    return {batch for batch in committed if batch > upto}
+
+
+def mark_checked(checkpoint: Path, batch: int) -> None:
+    target = checkpoint / CHECKED
+    temporary = target.with_name(f".{CHECKED}.tmp")
+    temporary.write_text(str(batch))
+    os.replace(temporary, target)
+
+
 def check(committed: dict[Path, set[int]]) -> None:
     """Record, then raise, if any query committed a batch (`committed`: per checkpoint, the
-    batches this run committed) without reading one of its planned files."""
+    batches to check) without reading one of its planned files. The batches are marked
+    checked either way: those with unread files are in the record, for the next run."""
     count, where = 0, []
     for checkpoint, batches in committed.items():
         found = unread(checkpoint, batches)
@@ -103,6 +133,8 @@ def check(committed: dict[Path, set[int]]) -> None:
             record(checkpoint, found)
             count += sum(len(paths) for paths in found.values())
             where.append(f"{checkpoint.name} batch(es) {sorted(found)}")
+        if batches:
+            mark_checked(checkpoint, max(batches))
     if count:
         raise SyncIncomplete(
             f"{count} landing file(s) planned in {'; '.join(where)} were not there when read "

@@ -70,11 +70,24 @@ def planned_in(
     return _files_between(entries or source_entries(checkpoint), after, upto)
 
 
-def committed_files(checkpoint: Path) -> set[Path]:
-    """Local paths of every source file the query at `checkpoint` has read in a committed
-    batch: source log ids up to the offset of its latest committed batch."""
+def settled_offset(checkpoint: Path) -> int | None:
+    """The source log offset of the latest batch that is committed and that the completeness
+    check has done (a batch committed by a run killed before its check is not settled: the
+    next run checks it); None before any."""
+    from ray_jobs.sync.completeness import checked_upto
+
     done = committed_batches(checkpoint)
-    upto = source_offset(checkpoint, max(done)) if done else None
+    if not done:
+        return None
+    checked = checked_upto(checkpoint)
+    batch = max(done) if checked is None else min(max(done), checked)
+    return source_offset(checkpoint, batch)
+
+
+def committed_files(checkpoint: Path) -> set[Path]:
+    """Local paths of every source file the query at `checkpoint` has read in a settled
+    batch: source log ids up to `settled_offset`."""
+    upto = settled_offset(checkpoint)
     if upto is None:
         return set()
     return _files_between(source_entries(checkpoint), None, upto)

@@ -19,13 +19,18 @@ queries under the warehouse lock), `trim` rewrites the latest compact file witho
 entries that are
 
 - older than the newest entry in it minus the horizon (Spark ignores them), and
-- of a source log id a committed batch read (a batch to be re-run re-reads its own ids), and
+- of a source log id a settled batch read (`prune.settled_offset`: committed and checked
+  for completeness; a batch to be re-run re-reads its own ids, and a batch still to be
+  checked needs its entries for the check), and
 - of a file no longer in the landing directory (pruned, or emptied by an erasure).
 
 The log then holds the files of the last horizon plus those still waiting in the landing
 directory: bounded by the landing rate times the horizon, once pruning runs. Nothing is
-trimmed while the landing directory itself cannot be seen (a cut link would make every
-file look gone).
+trimmed unless the landing log itself is seen -- its staging directory `_incoming/`, which
+the events service keeps there -- since a cut link makes every file look gone (the
+`sync-partition` drill's cut is an empty mount over the directory, which still "is" one).
+Dropping the entry of a file that is in fact still there would hide it from pruning and
+from the erasure's landing purge for good.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ray_jobs.sync.prune import committed_batches, local_path, source_offset
+from ray_jobs.sync.prune import local_path, settled_offset
 from ray_jobs.sync.sinklog import replace_file
+from services.public.events.landing import INCOMING
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +120,9 @@ def trim(checkpoint: Path, landing: Path, horizon_s: int) -> Trimmed | None:
     `kept` lets go (atomically; Hadoop's checksum side file removed first). None when there
     was nothing to do. Only while no query runs on this checkpoint."""
     compact = latest_compact(checkpoint / "sources" / "0")
-    if compact is None or not landing.is_dir():
+    if compact is None or not (landing / INCOMING).is_dir():
         return None
-    done = committed_batches(checkpoint)
-    upto = source_offset(checkpoint, max(done)) if done else None
+    upto = settled_offset(checkpoint)
     if upto is None:
         return None
     entries = parse(compact.read_text())

@@ -203,9 +203,11 @@ def run_available_now(
 
     local = locs.landing.is_local and locs.sync_checkpoint.is_local
     checkpoints = [locs.sync_checkpoint.path] if local else []
-    if local and locs.events.is_local and locs.quarantine.is_local:
+    if locs.sync_checkpoint.is_local and locs.events.is_local and locs.quarantine.is_local:
         tables = {"events": locs.events.path, "quarantine": locs.quarantine.path}
         checkpoint_guard.check(locs.sync_checkpoint.path, tables)
+    if prune and not local:
+        log.warning("prune: not built for a landing or checkpoint in object storage; skipped")
     completeness.reland(checkpoints)
     for checkpoint in checkpoints:  # no query runs now: the file source's log can shrink
         source_log.trim(checkpoint, locs.landing.path, spec.late_data_horizon_s)
@@ -217,7 +219,10 @@ def run_available_now(
     except Exception as exc:  # re-raised below, after the check
         failure = exc
     # Even when the query failed, it may have committed a batch that skipped files.
-    completeness.check({c: committed_batches(c) - before[c] for c in checkpoints})
+    # Also a batch an earlier run committed but was killed before checking.
+    completeness.check(
+        {c: completeness.unchecked(c, committed_batches(c), before[c]) for c in checkpoints}
+    )
     if failure is not None and not (stopping is not None and stopping.is_set()):
         raise failure
     progress = query.recentProgress

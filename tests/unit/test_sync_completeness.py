@@ -86,3 +86,26 @@ def test_missing_planned_files_are_recorded_kept_from_pruning_and_relanded(
     assert completeness.recorded([events, quarantine]) == set()
     assert prunable([events, quarantine]) == {a, b}
     assert completeness.reland([events, quarantine]) == 0  # nothing twice
+
+
+def test_a_batch_committed_by_a_run_killed_before_its_check_is_checked_by_the_next(
+    tmp_path: Path,
+) -> None:
+    a, b, c = landed(tmp_path, "a", "b", "c")
+    ckpt = tmp_path / "ckpt"
+    source_log(ckpt, "0", [(a, 0)])
+    source_log(ckpt, "1", [(b, 1)])
+    # a checkpoint from before the record: the batches before this run count as checked
+    assert completeness.unchecked(ckpt, {0, 1}, before={0}) == {1}
+    completeness.check({ckpt: {1}})
+    assert completeness.checked_upto(ckpt) == 1
+    # batch 2 committed, then the run was killed before its check: no later run's `before`
+    # would leave it out
+    source_log(ckpt, "2", [(c, 2)])
+    assert completeness.unchecked(ckpt, {0, 1, 2}, before={0, 1, 2}) == {2}
+    c.unlink()  # gone meanwhile (a cut link): pruning must not take it for done ...
+    assert prunable([ckpt]) == {a, b}
+    with pytest.raises(completeness.SyncIncomplete):  # ... and the next check finds it
+        completeness.check({ckpt: {2}})
+    assert completeness.checked_upto(ckpt) == 2  # recorded: the reland takes it from here
+    assert completeness.recorded([ckpt]) == {c}

@@ -11,6 +11,7 @@ import pytest
 
 from ray_jobs.sync import source_log
 from ray_jobs.sync.source_log import Entry, kept, parse, render
+from services.public.events.landing import INCOMING
 from tests.unit.test_sync_prune import checkpoint, landing_files
 
 pytestmark = pytest.mark.unit
@@ -75,6 +76,7 @@ def test_trim_rewrites_the_latest_compact_file_only(tmp_path: Path) -> None:
     files = landing_files(tmp_path, 4)
     root = checkpoint(tmp_path / "cp", {"0": {0: files[:1]}}, committed=[0, 1, 2])
     sources = root / "sources" / "0"
+    (tmp_path / "landing" / INCOMING).mkdir()
     files[0].unlink()  # pruned
     files[1].unlink()
     day = 86_400_000
@@ -98,13 +100,16 @@ def test_trim_rewrites_the_latest_compact_file_only(tmp_path: Path) -> None:
     assert source_log.trim(root, tmp_path / "landing", horizon_s=86_400) is None  # idempotent
 
 
-def test_nothing_is_trimmed_while_the_landing_directory_cannot_be_seen(tmp_path: Path) -> None:
+def test_nothing_is_trimmed_while_the_landing_log_cannot_be_seen(tmp_path: Path) -> None:
     files = landing_files(tmp_path, 2)
     root = checkpoint(tmp_path / "cp", {"0": {0: files}}, committed=[0])
     write_log(root / "sources" / "0", "9.compact", [(files[0], 0, 0), (files[1], 10**10, 0)])
     for f in files:
         f.unlink()
     assert source_log.trim(root, tmp_path / "elsewhere", horizon_s=60) is None
+    # an empty directory where the landing log was (a cut link's empty mount over it)
+    assert source_log.trim(root, tmp_path / "landing", horizon_s=60) is None
+    (tmp_path / "landing" / INCOMING).mkdir()  # the landing log itself, seen
     assert source_log.trim(root, tmp_path / "landing", horizon_s=60) is not None
 
 
@@ -112,5 +117,6 @@ def test_nothing_is_trimmed_before_a_batch_is_committed(tmp_path: Path) -> None:
     files = landing_files(tmp_path, 2)
     root = checkpoint(tmp_path / "cp", {"0": {0: files}}, committed=[])
     write_log(root / "sources" / "0", "9.compact", [(files[0], 0, 0), (files[1], 10**10, 0)])
+    (tmp_path / "landing" / INCOMING).mkdir()
     files[0].unlink()
     assert source_log.trim(root, tmp_path / "landing", horizon_s=60) is None
