@@ -84,6 +84,11 @@ def test_quarantine_keeps_good_lines_counts_reasons_and_dedups_across_runs(
     assert len(ids) == len(set(ids)) == 350
     assert set(ids) == {str(r["event_id"]) for r in good + more}
     assert sync_events.quarantine_counts(spark, world.locs) == dict(expected)
+    # The expiry pass read the whole dedup state: every id kept so far (and the quarantined
+    # lines' keys, which it expires), not only this run's 50 new ones. The first run's batch
+    # ran twice (its quarantine write evaluates the batch again), and so did the pass.
+    assert 2 * 300 <= first.dedup_rows_scanned <= 2 * (300 + len(MALFORMED))
+    assert 350 <= second.dedup_rows_scanned <= 350 + len(MALFORMED)
     # A batch without a bad line commits the quarantine log's entry without a file.
     assert sorted(world.locs.quarantine.path.rglob("*.parquet")) == quarantine_files
 

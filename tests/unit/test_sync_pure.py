@@ -322,3 +322,17 @@ def test_the_quarantine_table_skips_commits_empty_or_writes_a_batch() -> None:
     assert quarantine_step(events_ran=False, quarantined=0, has_it=False) == "write"
     assert quarantine_step(events_ran=True, quarantined=0, has_it=True) == "skip"
     assert quarantine_step(events_ran=False, quarantined=None, has_it=True) == "skip"
+
+
+def test_dedup_scan_sums_the_expiry_pass_over_batches_and_operators() -> None:
+    from ray_jobs.sync.sync_events import dedup_scan
+
+    def batch(rows: int, ms: int) -> dict[str, object]:
+        operator = {"allRemovalsTimeMs": ms, "customMetrics": {"numRowsReadDuringEviction": rows}}
+        return {"numInputRows": 1, "stateOperators": [operator]}
+
+    assert dedup_scan([batch(1_000_000, 600), batch(1_001_000, 700)]) == (2_001_000, 1300)
+    # A run with no batch, a batch without a state operator, metrics missing: nothing read.
+    assert dedup_scan([]) == (0, 0)
+    assert dedup_scan([{"numInputRows": 0, "stateOperators": []}]) == (0, 0)
+    assert dedup_scan([{"stateOperators": [{"customMetrics": None}]}]) == (0, 0)
