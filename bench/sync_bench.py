@@ -9,9 +9,8 @@ load average. Results go to bench/results/sync.json.
         --out bench/results/sync_c2.json   # the JIT's C2 compiler too (not C1 only)
 
 Both Spark figures exclude session start-up (reported apart) and share one session, warmed up
-by both jobs on the first landing file (before 2026-12-02: by the plain job only, so the
-sync's first round also paid for its own warm-up). Then `--rounds` rounds, each the plain
-job and then sync_events' availableNow run (one query writing events and quarantine) from a fresh
+by the plain job on the first landing file. Then `--rounds` rounds, each the plain job and then
+sync_events' availableNow run (one query writing events and quarantine) from a fresh
 checkpoint, warehouse and quarantine; the ratio is of the medians. The JIT keeps compiling
 over the first rounds, which speeds the plain job up more than the sync (both are listed).
 """
@@ -22,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import tempfile
 import time
@@ -88,16 +86,6 @@ def round_spec(world: World, i: int) -> DataSpec:
     )
 
 
-def warm_up_spec(world: World, first: Path) -> DataSpec:
-    """A spec of its own whose landing holds a copy of `first` only (same date/hour layout),
-    so the sync can be warmed up like the baseline before the timed rounds."""
-    root = world.root / "warm-up-sync"
-    copy = root / "landing" / first.parent.parent.name / first.parent.name / first.name
-    copy.parent.mkdir(parents=True)
-    shutil.copyfile(first, copy)
-    return round_spec(world, -1).model_copy(update={"landing_uri": str(root / "landing")})
-
-
 def summary(seconds: list[float], events: int) -> dict[str, Any]:
     median = statistics.median(seconds)
     return {
@@ -134,11 +122,9 @@ def main() -> int:
         started = time.perf_counter()
         spark = build_session(world.spec, "isthmus-sync-bench")
         session_s = time.perf_counter() - started
-        # Warm the JVM (JIT, classes) up on the first landing file with both jobs, so neither
-        # job's first timed round pays for its own warm-up.
+        # Warm the JVM (JIT, classes) on a few files first, so the first timed job, the
+        # baseline, does not pay for it and flatter the sync's ratio.
         plain_spark(spark, str(paths[0]), Path(tmp) / "warm-up")
-        warm = warm_up_spec(world, paths[0])
-        sync_events.run_available_now(spark, warm, Locations.from_spec(warm))
         plain_s: list[float] = []
         sync_s: list[float] = []
         for i in range(args.rounds):
