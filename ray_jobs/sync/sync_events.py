@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,7 +79,7 @@ class SyncReport:
     dedup_scan_ms: int = 0
 
 
-def dedup_scan(progress: list[dict[str, Any]]) -> tuple[int, int]:
+def dedup_scan(progress: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     """Rows the dedup operator read to expire ids, and the time it took (summed over the
     tasks), over a run's progress reports (pure).
 
