@@ -95,22 +95,37 @@ def summary(seconds: list[float], events: int) -> dict[str, Any]:
     }
 
 
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def add_jvm_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--driver-java-options",
+        default=None,
+        help="data.driver_java_options for this run (default: the topology default)",
+    )
+
+
+def jvm_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The DataSpec fields `add_jvm_option`'s flag overrides."""
+    if args.driver_java_options is None:
+        return {}
+    return {"driver_java_options": args.driver_java_options}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--driver-java-options",
-        default=None,
-        help="data.driver_java_options for this run (default: the topology default)",
-    )
+    add_jvm_option(parser)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    overrides = {}
-    if args.driver_java_options is not None:
-        overrides["driver_java_options"] = args.driver_java_options
+    overrides = jvm_overrides(args)
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
         world = make_world(Path(tmp), **overrides)
         started = time.perf_counter()
@@ -185,9 +200,7 @@ def main() -> int:
             "segments_suppressed": exported.segments_suppressed,
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

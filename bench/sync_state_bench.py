@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.sync_bench import land, round_spec
+from bench.sync_bench import add_jvm_option, jvm_overrides, land, round_spec, write_result
 from ray_jobs.sync import sync_events
 from ray_jobs.sync.config import Locations
 from ray_jobs.sync.session import build_session
@@ -86,17 +86,11 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,250000,1000000,2000000")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--batches", type=int, default=3)
-    parser.add_argument(
-        "--driver-java-options",
-        default=None,
-        help="data.driver_java_options for this run (default: the topology default)",
-    )
+    add_jvm_option(parser)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    spec: dict[str, object] = {}
-    if args.driver_java_options is not None:
-        spec["driver_java_options"] = args.driver_java_options
+    spec = jvm_overrides(args)
     with tempfile.TemporaryDirectory(prefix="sync-state-bench-") as tmp:
         warm = make_world(Path(tmp), **spec)
         spark = build_session(warm.spec, "isthmus-sync-state-bench")
@@ -133,9 +127,7 @@ def main() -> int:
             top["dedup_scan_median_ms"] / max(1, statistics.median(top["dedup_rows_scanned"])) * 1e6
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 
