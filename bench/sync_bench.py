@@ -95,6 +95,15 @@ def summary(seconds: list[float], events: int) -> dict[str, Any]:
     }
 
 
+def machine() -> dict[str, Any]:
+    """The facts a result is read against: cores, Python, the load at the end of the run."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def write_result(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -166,11 +175,7 @@ def main() -> int:
         "benchmark": "sync_events (availableNow, fresh checkpoint) vs a plain Spark batch job "
         "(read -> dedup -> parquet), alternating in one session, and a pyarrow JSON->parquet "
         "copy; same files, same run",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "spark_master": world.spec.spark_master,
         "driver_java_options": world.spec.driver_java_options,
         "rounds": args.rounds,

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.sync_bench import add_jvm_option, jvm_overrides, land, round_spec, write_result
+from bench.sync_bench import (
+    add_jvm_option,
+    jvm_overrides,
+    land,
+    machine,
+    round_spec,
+    write_result,
+)
 from ray_jobs.sync import sync_events
 from ray_jobs.sync.config import Locations
 from ray_jobs.sync.session import build_session
@@ -38,11 +43,11 @@ MINUTE_US = 60_000_000
 
 
 def measure(
-    spark: Any, root: Path, size: int, batch: int, batches: int, **spec: object
+    spark: Any, root: Path, size: int, batch: int, batches: int, **overrides: object
 ) -> dict[str, Any]:
     """Fill a fresh state with `size` events, then time `batches` small runs on top of it."""
     root.mkdir(parents=True, exist_ok=True)
-    world = make_world(root, **spec)
+    world = make_world(root, **overrides)
     spec = round_spec(world, 0)
     locs = Locations.from_spec(spec)
     fill_s = 0.0
@@ -90,15 +95,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    spec = jvm_overrides(args)
+    overrides = jvm_overrides(args)
     with tempfile.TemporaryDirectory(prefix="sync-state-bench-") as tmp:
-        warm = make_world(Path(tmp), **spec)
+        warm = make_world(Path(tmp), **overrides)
         spark = build_session(warm.spec, "isthmus-sync-state-bench")
-        measure(spark, Path(tmp) / "warm-up", 20_000, args.batch, 2, **spec)
+        measure(spark, Path(tmp) / "warm-up", 20_000, args.batch, 2, **overrides)
         rows = []
         for size in sizes:
             root = Path(tmp) / f"state-{size}"
-            rows.append(measure(spark, root, size, args.batch, args.batches, **spec))
+            rows.append(measure(spark, root, size, args.batch, args.batches, **overrides))
             print(json.dumps(rows[-1]), flush=True)
         java_options = warm.spec.driver_java_options
         spark.stop()
@@ -107,11 +112,7 @@ def main() -> int:
     result = {
         "benchmark": "availableNow runs of a few new events on top of a dedup state of "
         "N ids: end-to-end seconds, and the rows and task time of the state's expiry pass",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1_5_15_at_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "driver_java_options": java_options,
         "events_per_small_batch": args.batch,
         "states": rows,

@@ -72,9 +72,8 @@ class SyncReport:
     landing_lines: int
     quarantine_batches: int
     pruned_files: int = 0  # landing files deleted after the run (`prune=True`)
-    # The dedup state's expiry pass reads every id in the state, once per batch with data
-    # (`dedup_scan`): the rows it read (the state's size, summed over the run's batches) and
-    # the task time it took.
+    # What the dedup state's expiry pass read and the task time it took (`dedup_scan`): the
+    # whole state, once per evaluation of each batch with data.
     dedup_rows_scanned: int = 0
     dedup_scan_ms: int = 0
 
