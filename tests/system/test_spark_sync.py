@@ -151,6 +151,29 @@ def test_the_fast_way_and_the_long_way_judge_every_line_alike(spark: Any) -> Non
     assert len(reasons) > 10  # and quarantines many kinds
 
 
+def test_the_judge_is_built_once_per_jvm_and_judges_every_frame_alike(spark: Any) -> None:
+    """`judge.stages` builds the judge's columns once (per JVM and way); reused on frames
+    other than the one they first judged, they give what a judge built afresh gives."""
+    from pyspark.sql import functions as F
+
+    built = judge.stages()
+    assert judge.stages() is built
+    assert judge.stages(fast_way=False) is not built
+
+    def rows(frame: Any) -> list[str]:  # dates as text (see the test above)
+        dates = {name: F.col(name).cast("string") for name in ("event_date", "_ingest_ts")}
+        return sorted(map(repr, frame.withColumns(dates).collect()))
+
+    corpus = line_corpus()
+    for part in (corpus[::2], corpus[1::2]):
+        lines = spark.createDataFrame(
+            [(line, "file:///landing/a.jsonl") for line in part], "value string, source_file string"
+        )
+        cached = rows(judge.judged(lines))
+        assert len(cached) == len(part)
+        assert cached == rows(judge._apply(lines, judge._build(True).projections))
+
+
 def test_a_line_whose_bytes_are_not_utf8_is_quarantined_whichever_way(
     spark: Any, tmp_path: Path
 ) -> None:
