@@ -25,7 +25,6 @@ task time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ray_jobs.sync import schema
@@ -59,22 +58,17 @@ def landing_lines(spark: SparkSession, spec: DataSpec, locs: Locations) -> DataF
 def parsed(lines: DataFrame, fast_way: bool = True) -> DataFrame:
     """`lines` (`value`, `source_file`) with each line's fields as text in a struct `r`
     (the `raw_schema()`), `line`, and `_fast` (read the fast way: already judged good)."""
-    return _apply(lines, stages(fast_way).projections[:PARSED])
+    return _apply(lines, stages(fast_way)[:PARSED])
 
 
-@dataclass(frozen=True)
-class Stages:
-    """The judge as a chain of projections (`select`s): the column lists, built once."""
-
-    projections: tuple[tuple[Column, ...], ...]
-
-
+# The judge as a chain of projections (`select`s): their column lists.
+Projections = tuple[tuple["Column", ...], ...]
 # `parsed` is the first three projections; `judged` adds the reason, then the verdict.
 PARSED = 3
-_BUILT: dict[tuple[int, bool], Stages] = {}
+_BUILT: dict[tuple[int, bool], Projections] = {}
 
 
-def stages(fast_way: bool = True) -> Stages:
+def stages(fast_way: bool = True) -> Projections:
     """The judge's projections, built once per JVM and reused by every run.
 
     Building them takes some hundreds of py4j calls (every `F.col`, `F.when`, `rlike` is
@@ -96,7 +90,7 @@ def _apply(frame: DataFrame, projections: Sequence[Sequence[Column]]) -> DataFra
     return frame
 
 
-def _build(fast_way: bool) -> Stages:
+def _build(fast_way: bool) -> Projections:
     """The projections (see `stages`). Separate projections on purpose: a column used many
     times and not cheap (the values array, the parse) is computed once per row, where one
     projection would repeat it."""
@@ -135,7 +129,7 @@ def _build(fast_way: bool) -> Stages:
     kept = (F.col("line"), F.col("source_file"), F.col("_fast"))
     third = (*kept, F.when(F.col("_fast"), from_values).otherwise(parse).alias("r"))
     fourth = (*kept, F.col("r"), reason_column().alias("reason"))
-    return Stages((first, second, third, fourth, verdict()))
+    return (first, second, third, fourth, verdict())
 
 
 def passes_every_rule() -> Column:
@@ -188,7 +182,7 @@ def judged(lines: DataFrame, fast_way: bool = True) -> DataFrame:
     """`lines` (`value`, `source_file`) judged: the typed fields (null on a quarantined
     line), the event date, the source file, the reason (null when good), the raw line
     (quarantined lines only), and the dedup key and time (see `sync_events`)."""
-    return _apply(lines, stages(fast_way).projections)
+    return _apply(lines, stages(fast_way))
 
 
 def verdict() -> tuple[Column, ...]:

@@ -171,7 +171,7 @@ def test_the_judge_is_built_once_per_jvm_and_judges_every_frame_alike(spark: Any
         )
         cached = rows(judge.judged(lines))
         assert len(cached) == len(part)
-        assert cached == rows(judge._apply(lines, judge._build(True).projections))
+        assert cached == rows(judge._apply(lines, judge._build(True)))
 
 
 def test_a_line_whose_bytes_are_not_utf8_is_quarantined_whichever_way(
